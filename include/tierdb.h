@@ -1,0 +1,188 @@
+/*
+ * tierdb.h: the public C API of libtierdb, a tiered vector and full-text
+ * search database.
+ *
+ * A database is one data directory (tdb_db, opened by tdb_open) holding
+ * named collections of documents. A document is an id (1..512 bytes of
+ * UTF-8), a float32 vector of the collection's dimension, and a JSON
+ * object of attributes kept verbatim.
+ *
+ * The API has two faces:
+ *   - JSON in, JSON out (tdb_*_json): the exact request and response bodies
+ *     of the HTTP API (docs/api.md). The HTTP server is a thin layer over
+ *     these, and embedders get the same validation and the same answers.
+ *   - Typed calls (tdb_upsert, tdb_get) for embedders that hold documents
+ *     in C structures.
+ *
+ * Durability: a write is durable when its call returns 0, as the configured
+ * fsync policy promises (TDB_FSYNC_ALWAYS, the default, survives a process
+ * kill and a power loss; INTERVAL loses at most the last interval on a
+ * power loss; NONE leaves it to the OS).
+ *
+ * Errors: every call that can fail returns 0 or a negative TDB_E* code and,
+ * when given a tdb_error, fills it with a snake_case code name and a message
+ * a user can act on. A call that fails changed nothing.
+ *
+ * Ownership: every char * returned through an out-parameter is allocated by
+ * the library, NUL-terminated, and freed by the caller with tdb_free().
+ * Input buffers are only read during the call and may be freed after it.
+ *
+ * Caveats:
+ *   - One process per data directory (tdb_open takes an exclusive lock).
+ *   - A long query pins the segments it reads; files replaced by compaction
+ *     are deleted only when the last reader lets go.
+ *   - All functions are thread-safe on one tdb_db.
+ */
+#ifndef TIERDB_H
+#define TIERDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TDB_VERSION_MAJOR 0
+#define TDB_VERSION_MINOR 1
+#define TDB_VERSION_PATCH 0
+#define TDB_VERSION_STRING "0.1.0"
+
+/* Error codes: one block, one line each (tdb_strerror gives the text). */
+#define TDB_OK 0
+#define TDB_EINVAL (-1)       /* invalid input: malformed or out of range (HTTP 400) */
+#define TDB_ENOTFOUND (-2)    /* unknown collection, document or snapshot (404) */
+#define TDB_EEXIST (-3)       /* the name already exists (409) */
+#define TDB_ECONFLICT (-4)    /* conflicting state, e.g. demoting a pinned collection (409) */
+#define TDB_ETOOBIG (-5)      /* input larger than a configured limit (413) */
+#define TDB_EIO (-6)          /* an I/O call failed (500) */
+#define TDB_ECORRUPT (-7)     /* a file failed its checksum or format checks (500) */
+#define TDB_ENOMEM (-8)       /* out of memory (503) */
+#define TDB_EREADONLY (-9)    /* writes refused after an fsync failure (503) */
+#define TDB_EBUSY (-10)       /* overloaded, try again later (503) */
+#define TDB_ESHUTDOWN (-11)   /* the database is closing (503) */
+#define TDB_EINTERNAL (-12)   /* a bug: an invariant of our own failed (500) */
+#define TDB_EUNSUPPORTED (-13) /* valid but not implemented in this build (400) */
+
+/* Filled by failing calls. `code` is one of TDB_E*; `name` a snake_case
+ * code for the API ("dimension_mismatch"); `message` says what was wrong
+ * and how to fix it. */
+typedef struct tdb_error {
+    int code;
+    char name[48];
+    char message[512];
+} tdb_error;
+
+const char *tdb_strerror(int code);
+/* Frees memory returned by the library; NULL is a no-op. */
+void tdb_free(void *ptr);
+
+typedef enum tdb_fsync_policy {
+    TDB_FSYNC_ALWAYS = 0, /* fsync before each write is acknowledged (group commit) */
+    TDB_FSYNC_INTERVAL,   /* fsync every fsync_interval_ms in the background */
+    TDB_FSYNC_NONE        /* never fsync the WAL; the OS writes it back */
+} tdb_fsync_policy;
+
+typedef enum tdb_metric {
+    TDB_METRIC_COSINE = 0, /* distance 1 - cos(q, v) */
+    TDB_METRIC_L2,         /* distance |q - v| (Euclidean) */
+    TDB_METRIC_DOT         /* distance -<q, v> */
+} tdb_metric;
+
+typedef enum tdb_tier { TDB_TIER_HOT = 0, TDB_TIER_WARM, TDB_TIER_COLD } tdb_tier;
+
+/* Options for tdb_open. Fill with tdb_options_default, then change fields.
+ * Strings are copied by tdb_open. */
+typedef struct tdb_options {
+    const char *data_dir;          /* default "./data" */
+    const char *object_store;      /* "file:///path" or "s3://bucket/prefix"; NULL: file://DATA/objects */
+    tdb_fsync_policy fsync;        /* default TDB_FSYNC_ALWAYS */
+    uint32_t fsync_interval_ms;    /* for TDB_FSYNC_INTERVAL; default 100 */
+    uint64_t memtable_max_bytes;   /* freeze and flush above this; default 64 MiB */
+    uint32_t memtable_max_docs;    /* ... or above this many entries; default 100000 */
+    uint32_t compaction_min_segments; /* merge when a collection has this many small segments; default 4 */
+    uint32_t background_threads;   /* flush/compaction workers; default 2 */
+    uint64_t wal_file_max_bytes;   /* rotate WAL files above this; default 64 MiB */
+    bool test_clock;               /* time only moves by tdb_clock_advance */
+} tdb_options;
+
+void tdb_options_default(tdb_options *opts);
+
+typedef struct tdb_db tdb_db;
+
+/* Opens (creating when absent) the data directory. Collections are opened
+ * lazily on first use. On failure *out is NULL. Close with tdb_close. */
+int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err);
+/* Stops background work, flushes nothing it need not (the WAL protects
+ * unflushed data), closes every file and frees db. NULL is a no-op. */
+void tdb_close(tdb_db *db);
+
+/* ---- Collections (bodies as in docs/api.md) ------------------------- */
+
+/* Creates a collection from a JSON config
+ * {"name", "dimension", "metric", "attributes", "index"}. *out_json: the
+ * collection object. */
+int tdb_collection_create_json(tdb_db *db, const char *body, size_t body_len,
+                               char **out_json, tdb_error *err);
+/* The collection object of `name`. */
+int tdb_collection_get_json(tdb_db *db, const char *name, char **out_json, tdb_error *err);
+/* {"collections": [...]}, every collection or (tier >= 0) those in one tier. */
+int tdb_collection_list_json(tdb_db *db, int tier, char **out_json, tdb_error *err);
+/* Deletes the collection, its files and (unless keep_snapshots) its
+ * snapshots. */
+int tdb_collection_drop(tdb_db *db, const char *name, bool keep_snapshots, tdb_error *err);
+
+/* ---- Documents ------------------------------------------------------ */
+
+/* Upserts {"documents": [...]} atomically; *upserted is the count. */
+int tdb_upsert_json(tdb_db *db, const char *name, const char *body, size_t body_len,
+                    size_t *upserted, tdb_error *err);
+/* {"id", "vector", "attributes"} of one document; TDB_ENOTFOUND if absent. */
+int tdb_get_json(tdb_db *db, const char *name, const char *id, size_t id_len,
+                 char **out_json, tdb_error *err);
+/* Deletes one id; *deleted is 1 or 0. */
+int tdb_delete(tdb_db *db, const char *name, const char *id, size_t id_len, size_t *deleted,
+               tdb_error *err);
+/* Deletes by {"ids": [...]} or {"filter": {...}}; *deleted is the count. */
+int tdb_delete_json(tdb_db *db, const char *name, const char *body, size_t body_len,
+                    size_t *deleted, tdb_error *err);
+/* One page of every live document in id order: {"documents": [...],
+ * "next_cursor": "..."|null}. cursor is NULL or a value returned before. */
+int tdb_list_json(tdb_db *db, const char *name, size_t limit, const char *cursor,
+                  bool include_vectors, char **out_json, tdb_error *err);
+
+/* Typed upsert for embedders: attributes_json is a JSON object or NULL. */
+typedef struct tdb_doc {
+    const char *id;
+    size_t id_len;
+    const float *vector;          /* dimension floats (NULL for dimension 0) */
+    const char *attributes_json;
+    size_t attributes_len;
+} tdb_doc;
+int tdb_upsert(tdb_db *db, const char *name, const tdb_doc *docs, size_t count, tdb_error *err);
+
+/* ---- Query ---------------------------------------------------------- */
+
+/* Runs a query body (docs/api.md "Query"); *out_json is the response
+ * {"results": [...], "took_ms": .., "tier": ..}. */
+int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_len,
+                   char **out_json, tdb_error *err);
+
+/* ---- Operations ----------------------------------------------------- */
+
+/* Number of collections in the catalog. */
+size_t tdb_collection_count(tdb_db *db);
+/* A JSON array of problems found (e.g. a corrupt WAL record skipped at
+ * recovery), each {"collection", "kind", "message"}; "[]" when none. */
+int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err);
+/* Flushes every open collection's memtable to segments and waits. */
+int tdb_flush_all(tdb_db *db, tdb_error *err);
+/* Test clock: advances the database clock (only with opts.test_clock);
+ * *now_ms is the new time in ms since the epoch. */
+int tdb_clock_advance(tdb_db *db, int64_t delta_ms, int64_t *now_ms, tdb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIERDB_H */
