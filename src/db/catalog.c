@@ -1,0 +1,237 @@
+/*
+ * catalog.c: the SQLite catalog (DATA/catalog.db).
+ * Layer: db. Schema version 1:
+ *
+ *   meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version
+ *   collections(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE,
+ *               config TEXT, dimension INTEGER, metric INTEGER,
+ *               created_at INTEGER, updated_at INTEGER, tier INTEGER,
+ *               pinned INTEGER, last_accessed_at INTEGER,
+ *               access_count INTEGER, access_window_start INTEGER)
+ *
+ * Times are ms since the epoch. AUTOINCREMENT so that an id (and so a
+ * directory name) is never reused after a drop: a half-removed directory of
+ * a dropped collection can never be mistaken for a new one's.
+ * Journal: WAL mode with synchronous=FULL, so a returned insert or delete
+ * is durable.
+ */
+#include "db/catalog.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_BUSY_TIMEOUT_MS 5000
+
+struct catalog {
+    pthread_mutex_t mu; /* guards db and every statement on it */
+    sqlite3 *db;
+    char *path;
+};
+
+static int sql_err(catalog *c, tdb_error *err, const char *what) {
+    return tdb_err(err, TDB_EIO, "catalog_error", "catalog %s: %s (%s)", what,
+                   c->db ? sqlite3_errmsg(c->db) : "cannot open", c->path);
+}
+
+static int exec(catalog *c, const char *sql, tdb_error *err) {
+    char *msg = NULL;
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = tdb_err(err, TDB_EIO, "catalog_error", "catalog: %s (%s)", msg ? msg : "?", c->path);
+        sqlite3_free(msg);
+        return rc;
+    }
+    return 0;
+}
+
+int catalog_open(const char *path, catalog **out, tdb_error *err) {
+    *out = NULL;
+    catalog *c = calloc(1, sizeof *c);
+    if (c == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    c->path = strdup(path);
+    int rc;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(c->db, CATALOG_BUSY_TIMEOUT_MS);
+    if ((rc = exec(c,
+                   "PRAGMA journal_mode=WAL;"
+                   "PRAGMA synchronous=FULL;"
+                   "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+                   "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '1');"
+                   "CREATE TABLE IF NOT EXISTS collections("
+                   " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+                   " config TEXT NOT NULL, dimension INTEGER NOT NULL, metric INTEGER NOT NULL,"
+                   " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+                   " tier INTEGER NOT NULL DEFAULT 0, pinned INTEGER NOT NULL DEFAULT 0,"
+                   " last_accessed_at INTEGER NOT NULL DEFAULT 0,"
+                   " access_count INTEGER NOT NULL DEFAULT 0,"
+                   " access_window_start INTEGER NOT NULL DEFAULT 0);",
+                   err)) != 0)
+        goto fail;
+    /* Refuse a catalog written by a newer build rather than misread it. */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "read schema version");
+        goto fail;
+    }
+    int version = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) version = atoi((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (version != CATALOG_SCHEMA_VERSION) {
+        rc = tdb_err(err, TDB_ECORRUPT, "catalog_error",
+                     "catalog %s has schema version %d; this build reads version %d", path, version,
+                     CATALOG_SCHEMA_VERSION);
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    catalog_close(c);
+    return rc;
+}
+
+void catalog_close(catalog *c) {
+    if (c == NULL) return;
+    if (c->db) sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+    free(c->path);
+    free(c);
+}
+
+int catalog_insert(catalog *c, catalog_row *row, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO collections(name, config, dimension, metric, created_at,"
+                           " updated_at, tier, pinned, last_accessed_at, access_count,"
+                           " access_window_start) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare insert");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, row->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, row->config, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, row->dimension);
+    sqlite3_bind_int64(st, 4, row->metric);
+    sqlite3_bind_int64(st, 5, row->created_at_ms);
+    sqlite3_bind_int64(st, 6, row->updated_at_ms);
+    sqlite3_bind_int64(st, 7, row->tier);
+    sqlite3_bind_int64(st, 8, row->pinned);
+    sqlite3_bind_int64(st, 9, row->last_accessed_at_ms);
+    sqlite3_bind_int64(st, 10, row->access_count);
+    sqlite3_bind_int64(st, 11, row->access_window_start_ms);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_CONSTRAINT) {
+        rc = tdb_err(err, TDB_EEXIST, "collection_exists", "collection \"%s\" already exists",
+                     row->name);
+        goto done;
+    }
+    if (s != SQLITE_DONE) {
+        rc = sql_err(c, err, "insert");
+        goto done;
+    }
+    row->id = sqlite3_last_insert_rowid(c->db);
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int catalog_delete(catalog *c, int64_t id, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db, "DELETE FROM collections WHERE id=?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = sql_err(c, err, "prepare delete");
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(c, err, "delete");
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return strdup(t ? (const char *)t : "");
+}
+
+int catalog_list(catalog *c, catalog_row **rows_out, size_t *n_out, tdb_error *err) {
+    *rows_out = NULL;
+    *n_out = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    catalog_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT id, name, config, dimension, metric, created_at, updated_at,"
+                           " tier, pinned, last_accessed_at, access_count, access_window_start"
+                           " FROM collections ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare list");
+        goto done;
+    }
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            catalog_row *r = realloc(rows, cap * sizeof *rows);
+            if (r == NULL) {
+                rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+                goto done;
+            }
+            rows = r;
+        }
+        catalog_row *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        r->id = sqlite3_column_int64(st, 0);
+        r->name = col_strdup(st, 1);
+        r->config = col_strdup(st, 2);
+        r->dimension = (uint32_t)sqlite3_column_int64(st, 3);
+        r->metric = (tdb_metric)sqlite3_column_int64(st, 4);
+        r->created_at_ms = sqlite3_column_int64(st, 5);
+        r->updated_at_ms = sqlite3_column_int64(st, 6);
+        r->tier = (tdb_tier)sqlite3_column_int64(st, 7);
+        r->pinned = sqlite3_column_int64(st, 8) != 0;
+        r->last_accessed_at_ms = sqlite3_column_int64(st, 9);
+        r->access_count = sqlite3_column_int64(st, 10);
+        r->access_window_start_ms = sqlite3_column_int64(st, 11);
+        if (r->name == NULL || r->config == NULL) {
+            rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    if (s != SQLITE_DONE) rc = sql_err(c, err, "list");
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0) {
+        catalog_rows_free(rows, n);
+        return rc;
+    }
+    *rows_out = rows;
+    *n_out = n;
+    return 0;
+}
+
+void catalog_rows_free(catalog_row *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].config);
+    }
+    free(rows);
+}

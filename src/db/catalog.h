@@ -1,0 +1,46 @@
+/*
+ * catalog.h: the catalog, DATA/catalog.db (SQLite, WAL mode): one row per
+ * collection with its configuration and tier state. Collections and their
+ * configuration survive restarts because they live here.
+ * Layer: db. Used by db.c only.
+ *
+ * Concurrency: one SQLite connection guarded by cat->mu; every call is
+ * short (catalog writes are rare: create, drop, batched tier updates).
+ * Ownership: rows returned by catalog_list are malloc'd; free with
+ * catalog_rows_free.
+ */
+#ifndef TDB_DB_CATALOG_H
+#define TDB_DB_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tierdb.h"
+
+typedef struct catalog catalog;
+
+typedef struct catalog_row {
+    int64_t id;                /* directory DATA/collections/<id> */
+    char *name;
+    char *config;              /* canonical config JSON (attributes, index) */
+    uint32_t dimension;
+    tdb_metric metric;
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+    tdb_tier tier;
+    bool pinned;
+    int64_t last_accessed_at_ms;
+    int64_t access_count;
+    int64_t access_window_start_ms;
+} catalog_row;
+
+int catalog_open(const char *path, catalog **out, tdb_error *err);
+void catalog_close(catalog *c);
+/* Inserts a collection; TDB_EEXIST when the name is taken. Sets row->id. */
+int catalog_insert(catalog *c, catalog_row *row, tdb_error *err);
+int catalog_delete(catalog *c, int64_t id, tdb_error *err);
+/* Every row, in name order. */
+int catalog_list(catalog *c, catalog_row **rows, size_t *n, tdb_error *err);
+void catalog_rows_free(catalog_row *rows, size_t n);
+
+#endif
