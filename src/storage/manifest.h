@@ -2,7 +2,7 @@
  * manifest.h: the MANIFEST file of a collection: which segment files are
  * live, their delete lists, and the checkpoint seqno (every WAL record at
  * or below it is in a live segment or superseded).
- * Layer: storage. Format: manifest.c and docs/formats.md.
+ * Layer: storage. Format: manifest.c and docs/formats/manifest.md.
  *
  * The rename of MANIFEST is the single commit point of a flush or a
  * compaction: before it the old state holds, after it the new one.

@@ -2,7 +2,7 @@
  * wal.h: per-collection write-ahead log: numbered files of framed records
  * with CRC32C, group commit, rotation and truncation before a checkpoint.
  * Layer: storage. Used by storage/collection.c. Format: wal.c and
- * docs/formats.md.
+ * docs/formats/wal.md.
  *
  * Files: DIR/<first-seqno, 20 digits>.wal. Records carry strictly rising
  * sequence numbers across files. A record is an opaque payload with a
