@@ -11,9 +11,14 @@
 
 bool buf_reserve(buf *b, size_t extra) {
     if (b->failed) return false;
-    if (b->len + extra + 1 <= b->cap) return true;
+    if (extra >= SIZE_MAX - b->len) { /* len + extra + 1 would wrap */
+        b->failed = true;
+        return false;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *p = realloc(b->data, cap);
     if (p == NULL) {
         b->failed = true;
@@ -21,6 +26,7 @@ bool buf_reserve(buf *b, size_t extra) {
     }
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* keeps "NUL-terminated when cap > 0" for a fresh buffer */
     return true;
 }
 

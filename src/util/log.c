@@ -16,7 +16,11 @@
 static _Atomic int g_level = LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void log_set_level(log_level level) { atomic_store(&g_level, (int)level); }
+void log_set_level(log_level level) {
+    if ((int)level < LOG_ERROR) level = LOG_ERROR;
+    if ((int)level > LOG_DEBUG) level = LOG_DEBUG;
+    atomic_store(&g_level, (int)level);
+}
 log_level log_get_level(void) { return (log_level)atomic_load(&g_level); }
 
 int log_level_parse(const char *name) {
