@@ -97,6 +97,8 @@ typedef enum tdb_tier { TDB_TIER_HOT = 0, TDB_TIER_WARM, TDB_TIER_COLD } tdb_tie
 typedef struct tdb_options {
     const char *data_dir;          /* default "./data" */
     const char *object_store;      /* "file:///path" or "s3://bucket/prefix"; NULL: file://DATA/objects */
+    const char *s3_endpoint;       /* e.g. "http://127.0.0.1:9000"; NULL: AWS */
+    bool s3_path_style;            /* path-style addressing (MinIO, s3rver) */
     tdb_fsync_policy fsync;        /* default TDB_FSYNC_ALWAYS */
     uint32_t fsync_interval_ms;    /* for TDB_FSYNC_INTERVAL; default 100 */
     uint64_t memtable_max_bytes;   /* freeze and flush above this; default 64 MiB */
@@ -105,6 +107,14 @@ typedef struct tdb_options {
     uint32_t background_threads;   /* flush/compaction workers; default 2 */
     uint64_t wal_file_max_bytes;   /* rotate WAL files above this; default 64 MiB */
     bool test_clock;               /* time only moves by tdb_clock_advance */
+    /* Tiering policy (API.md "Tiering"; docs/tiering.md). */
+    int64_t hot_ttl_ms;            /* idle hot -> warm after this; default 6h */
+    int64_t warm_ttl_ms;           /* idle warm -> cold after this; default 7d */
+    uint32_t promotion_threshold;  /* accesses within access_window_ms: warm -> hot; default 10 */
+    int64_t access_window_ms;      /* default 1h */
+    int64_t worker_interval_ms;    /* policy cycle period; default 5m; 0: no background cycles */
+    uint64_t hot_memory_budget;    /* bytes; over it, LRU hot collections are demoted; 0: 50% of RAM */
+    uint32_t max_migrations_per_cycle; /* default 16 */
 } tdb_options;
 
 void tdb_options_default(tdb_options *opts);
@@ -168,6 +178,25 @@ int tdb_upsert(tdb_db *db, const char *name, const tdb_doc *docs, size_t count, 
  * {"results": [...], "took_ms": .., "tier": ..}. */
 int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_len,
                    char **out_json, tdb_error *err);
+
+/* ---- Tiering (API.md "Tiering") ------------------------------------ */
+
+/* The tier object {"tier", "pinned", "last_accessed_at", ...}. Reading it
+ * is not an access. */
+int tdb_tier_get_json(tdb_db *db, const char *name, char **out_json, tdb_error *err);
+/* Pins or unpins; *out_json is the tier object. */
+int tdb_tier_pin(tdb_db *db, const char *name, bool pinned, char **out_json, tdb_error *err);
+/* Moves a collection now and returns the tier object once the move has
+ * finished. promote: to is TDB_TIER_* above the current tier (or -1 for
+ * hot); demote: below it (or -1 for one step down). A move in the wrong
+ * direction, or a demotion of a pinned collection, is TDB_ECONFLICT. */
+int tdb_tier_move(tdb_db *db, const char *name, bool promote, int to, char **out_json,
+                  tdb_error *err);
+/* {"policy", "distribution", "memory_budget_bytes", "hot_memory_bytes",
+ * "last_cycle"}. */
+int tdb_tiering_json(tdb_db *db, char **out_json, tdb_error *err);
+/* Runs one policy cycle now; *out_json is its report. */
+int tdb_tiering_cycle_json(tdb_db *db, char **out_json, tdb_error *err);
 
 /* ---- Operations ----------------------------------------------------- */
 

@@ -7,7 +7,9 @@
  *               config TEXT, dimension INTEGER, metric INTEGER,
  *               created_at INTEGER, updated_at INTEGER, tier INTEGER,
  *               pinned INTEGER, last_accessed_at INTEGER,
- *               access_count INTEGER, access_window_start INTEGER)
+ *               access_count INTEGER, access_window_start INTEGER,
+ *               window_count INTEGER, snapshot_id TEXT, object_bytes INTEGER,
+ *               cold_documents INTEGER, cold_since INTEGER)
  *
  * Times are ms since the epoch. AUTOINCREMENT so that an id (and so a
  * directory name) is never reused after a drop: a half-removed directory of
@@ -73,7 +75,11 @@ int catalog_open(const char *path, catalog **out, tdb_error *err) {
                    " tier INTEGER NOT NULL DEFAULT 0, pinned INTEGER NOT NULL DEFAULT 0,"
                    " last_accessed_at INTEGER NOT NULL DEFAULT 0,"
                    " access_count INTEGER NOT NULL DEFAULT 0,"
-                   " access_window_start INTEGER NOT NULL DEFAULT 0);",
+                   " access_window_start INTEGER NOT NULL DEFAULT 0,"
+                   " window_count INTEGER NOT NULL DEFAULT 0, snapshot_id TEXT,"
+                   " object_bytes INTEGER NOT NULL DEFAULT 0,"
+                   " cold_documents INTEGER NOT NULL DEFAULT 0,"
+                   " cold_since INTEGER NOT NULL DEFAULT 0);",
                    err)) != 0)
         goto fail;
     /* Refuse a catalog written by a newer build rather than misread it. */
@@ -179,7 +185,8 @@ int catalog_list(catalog *c, catalog_row **rows_out, size_t *n_out, tdb_error *e
     int rc = 0;
     if (sqlite3_prepare_v2(c->db,
                            "SELECT id, name, config, dimension, metric, created_at, updated_at,"
-                           " tier, pinned, last_accessed_at, access_count, access_window_start"
+                           " tier, pinned, last_accessed_at, access_count, access_window_start,"
+                           " window_count, snapshot_id, object_bytes, cold_documents, cold_since"
                            " FROM collections ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = sql_err(c, err, "prepare list");
@@ -210,6 +217,11 @@ int catalog_list(catalog *c, catalog_row **rows_out, size_t *n_out, tdb_error *e
         r->last_accessed_at_ms = sqlite3_column_int64(st, 9);
         r->access_count = sqlite3_column_int64(st, 10);
         r->access_window_start_ms = sqlite3_column_int64(st, 11);
+        r->window_count = sqlite3_column_int64(st, 12);
+        if (sqlite3_column_type(st, 13) != SQLITE_NULL) r->snapshot_id = col_strdup(st, 13);
+        r->object_bytes = sqlite3_column_int64(st, 14);
+        r->cold_documents = sqlite3_column_int64(st, 15);
+        r->cold_since_ms = sqlite3_column_int64(st, 16);
         if (r->name == NULL || r->config == NULL) {
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
             goto done;
@@ -232,6 +244,55 @@ void catalog_rows_free(catalog_row *rows, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(rows[i].name);
         free(rows[i].config);
+        free(rows[i].snapshot_id);
     }
     free(rows);
+}
+
+int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = exec(c, "BEGIN IMMEDIATE", err);
+    if (rc) goto done;
+    if (sqlite3_prepare_v2(c->db,
+                           "UPDATE collections SET tier=?, pinned=?, last_accessed_at=?,"
+                           " access_count=?, access_window_start=?, window_count=?, snapshot_id=?,"
+                           " object_bytes=?, cold_documents=?, cold_since=?, updated_at=?"
+                           " WHERE id=?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare update");
+        goto rollback;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const catalog_row *r = &rows[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, r->tier);
+        sqlite3_bind_int64(st, 2, r->pinned);
+        sqlite3_bind_int64(st, 3, r->last_accessed_at_ms);
+        sqlite3_bind_int64(st, 4, r->access_count);
+        sqlite3_bind_int64(st, 5, r->access_window_start_ms);
+        sqlite3_bind_int64(st, 6, r->window_count);
+        if (r->snapshot_id) sqlite3_bind_text(st, 7, r->snapshot_id, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(st, 7);
+        sqlite3_bind_int64(st, 8, r->object_bytes);
+        sqlite3_bind_int64(st, 9, r->cold_documents);
+        sqlite3_bind_int64(st, 10, r->cold_since_ms);
+        sqlite3_bind_int64(st, 11, r->updated_at_ms);
+        sqlite3_bind_int64(st, 12, r->id);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = sql_err(c, err, "update");
+            goto rollback;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = exec(c, "COMMIT", err);
+    if (rc == 0) goto done;
+rollback:
+    sqlite3_finalize(st);
+    st = NULL;
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+done:
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }

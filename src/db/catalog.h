@@ -32,6 +32,11 @@ typedef struct catalog_row {
     int64_t last_accessed_at_ms;
     int64_t access_count;
     int64_t access_window_start_ms;
+    int64_t window_count;        /* accesses in the current window */
+    char *snapshot_id;           /* cold copy id (object prefix), NULL when none */
+    int64_t object_bytes;        /* bytes of the cold copy in the object store */
+    int64_t cold_documents;      /* live documents when it went cold */
+    int64_t cold_since_ms;       /* when it went cold (0 otherwise) */
 } catalog_row;
 
 int catalog_open(const char *path, catalog **out, tdb_error *err);
@@ -39,6 +44,11 @@ void catalog_close(catalog *c);
 /* Inserts a collection; TDB_EEXIST when the name is taken. Sets row->id. */
 int catalog_insert(catalog *c, catalog_row *row, tdb_error *err);
 int catalog_delete(catalog *c, int64_t id, tdb_error *err);
+/* Writes the tier state of rows (tier, pinned, access fields, snapshot_id,
+ * object_bytes, cold_documents, cold_since, updated_at) in one
+ * transaction: the batched write of access tracking and each move's
+ * commit point. */
+int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_error *err);
 /* Every row, in name order. */
 int catalog_list(catalog *c, catalog_row **rows, size_t *n, tdb_error *err);
 void catalog_rows_free(catalog_row *rows, size_t n);

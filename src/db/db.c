@@ -50,6 +50,7 @@ void tdb_options_default(tdb_options *o) {
     o->background_threads = DB_DEFAULT_BACKGROUND_THREADS;
     o->wal_file_max_bytes = DB_DEFAULT_WAL_FILE_MAX_BYTES;
     o->test_clock = false;
+    o->worker_interval_ms = -1; /* default (5m); 0 turns the worker off */
 }
 
 static char *path_join(const char *a, const char *b) {
@@ -122,17 +123,24 @@ static db_coll *coll_new(int64_t id, const char *name, uint32_t dim, tdb_metric 
     c->schema = *schema;
     c->created_at_ms = created_at_ms;
     c->tier = TDB_TIER_HOT;
+    c->updated_at_ms = created_at_ms;
+    c->access.last_access_ms = created_at_ms;
     atomic_init(&c->refs, 1);
     pthread_rwlock_init(&c->rw, NULL);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->state_mu, NULL);
+    pthread_mutex_init(&c->move_mu, NULL);
     return c;
 }
 
 static void coll_free(db_coll *c) {
     st_close(c->st);
     schema_free(&c->schema);
+    free(c->snapshot_id);
     pthread_rwlock_destroy(&c->rw);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->state_mu);
+    pthread_mutex_destroy(&c->move_mu);
     free(c);
 }
 
@@ -174,9 +182,17 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
         goto done;
     }
     if (c->st == NULL) {
-        char sub[32];
-        snprintf(sub, sizeof sub, "%lld", (long long)c->id);
-        char *dir = path_join(db->collections_dir, sub);
+        pthread_mutex_lock(&c->state_mu);
+        bool cold = c->tier == TDB_TIER_COLD;
+        pthread_mutex_unlock(&c->state_mu);
+        if (cold) {
+            /* Callers promote first (db_coll_begin); a cold collection's
+             * directory must not be recreated empty. */
+            rc = tdb_err(err, TDB_EBUSY, "collection_moving",
+                         "collection \"%s\" is being moved between tiers; retry", c->name);
+            goto done;
+        }
+        char *dir = db_coll_dir(db, c);
         if (dir == NULL) {
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
             goto done;
@@ -206,18 +222,52 @@ done:
     return rc;
 }
 
+char *db_coll_dir(tdb_db *db, const db_coll *c) {
+    char sub[32];
+    snprintf(sub, sizeof sub, "%lld", (long long)c->id);
+    return path_join(db->collections_dir, sub);
+}
+
+void db_coll_stats(db_coll *c, st_stats *out) {
+    pthread_mutex_lock(&c->mu);
+    if (c->st) st_stats_get(c->st, out);
+    else if (c->cached_valid) *out = c->cached;
+    else memset(out, 0, sizeof *out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A demotion may slip in between promoting a cold collection and taking
+ * the read lock; a few retries cover it (each needs a whole move). */
+#define DB_BEGIN_RETRIES 4
+
 int db_coll_begin(tdb_db *db, const char *name, db_coll **coll, st_collection **st,
                   tdb_error *err) {
     *coll = NULL;
-    int rc = db_coll_get(db, name, coll, err);
+    db_coll *c;
+    int rc = db_coll_get(db, name, &c, err);
     if (rc) return rc;
-    pthread_rwlock_rdlock(&(*coll)->rw);
-    rc = db_coll_storage(db, *coll, st, err);
-    if (rc) {
-        db_coll_end(*coll);
-        *coll = NULL;
+    for (int attempt = 0;; attempt++) {
+        /* API.md: an access to a cold collection brings it back first. */
+        if ((rc = db_tier_promote_cold(db, c, err)) != 0) break;
+        pthread_rwlock_rdlock(&c->rw);
+        pthread_mutex_lock(&c->state_mu);
+        bool cold = c->tier == TDB_TIER_COLD;
+        pthread_mutex_unlock(&c->state_mu);
+        if (cold && attempt < DB_BEGIN_RETRIES) {
+            pthread_rwlock_unlock(&c->rw);
+            continue;
+        }
+        rc = db_coll_storage(db, c, st, err);
+        if (rc) pthread_rwlock_unlock(&c->rw);
+        break;
     }
-    return rc;
+    if (rc) {
+        db_coll_put(c);
+        return rc;
+    }
+    db_tier_touch(db, c);
+    *coll = c;
+    return 0;
 }
 
 void db_coll_end(db_coll *c) {
@@ -237,9 +287,12 @@ static void remove_orphans(tdb_db *db, const catalog_row *rows, size_t n) {
         char *end;
         long long id = strtoll(e->d_name, &end, 10);
         bool owned = false;
+        /* A cold collection has no local directory (a leftover is from a
+         * move that committed before it could delete it); an .incoming
+         * directory is an interrupted download (tier/copy.c invariant 2). */
         if (*end == '\0')
             for (size_t i = 0; i < n; i++)
-                if (rows[i].id == id) owned = true;
+                if (rows[i].id == id && rows[i].tier != TDB_TIER_COLD) owned = true;
         if (!owned) {
             char *p = path_join(db->collections_dir, e->d_name);
             if (p) {
@@ -303,6 +356,7 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
                   : tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
     free(cat_path);
     if (rc) goto fail;
+    if ((rc = db_tiering_open(db, err)) != 0) goto fail;
     db->background = pool_create(db->opts.background_threads);
     if (db->background == NULL) {
         rc = tdb_err(err, TDB_ENOMEM, NULL, "cannot start background workers");
@@ -321,6 +375,15 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
         }
         c->tier = rows[i].tier;
         c->pinned = rows[i].pinned;
+        c->access.last_access_ms = rows[i].last_accessed_at_ms;
+        c->access.access_count = (uint64_t)rows[i].access_count;
+        c->access.window_start_ms = rows[i].access_window_start_ms;
+        c->access.window_count = (uint32_t)rows[i].window_count;
+        c->snapshot_id = rows[i].snapshot_id ? strdup(rows[i].snapshot_id) : NULL;
+        c->object_bytes = rows[i].object_bytes;
+        c->cold_documents = rows[i].cold_documents;
+        c->cold_since_ms = rows[i].cold_since_ms;
+        c->updated_at_ms = rows[i].updated_at_ms;
         if (registry_add(db, c) != 0) {
             coll_free(c);
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
@@ -329,6 +392,9 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
     }
     remove_orphans(db, rows, nrows);
     catalog_rows_free(rows, nrows);
+    rows = NULL;
+    nrows = 0;
+    if ((rc = db_tiering_start(db, err)) != 0) goto fail;
     log_msg(LOG_INFO, "opened %s: %zu collections", db->data_dir, db->coll_count);
     *out = db;
     return 0;
@@ -340,6 +406,7 @@ fail:
 
 void tdb_close(tdb_db *db) {
     if (db == NULL) return;
+    db_tiering_close(db);
     /* Collections first (their background jobs run on db->background). */
     for (size_t i = 0; i < db->map_size; i++) {
         db_coll *e = db->map[i];
@@ -357,6 +424,8 @@ void tdb_close(tdb_db *db) {
     free(db->map);
     pool_destroy(db->background);
     catalog_close(db->cat);
+    objstore_close(db->store);
+    buf_free(&db->last_cycle);
     if (db->lock_fd >= 0) close(db->lock_fd);
     buf_free(&db->problems);
     free(db->data_dir);
@@ -367,11 +436,27 @@ void tdb_close(tdb_db *db) {
 }
 
 int db_write_collection(tdb_db *db, db_coll *c, buf *b, tdb_error *err) {
-    st_collection *st = NULL;
-    int rc = db_coll_storage(db, c, &st, err);
-    if (rc) return rc;
+    /* Reading metadata is no access (API.md): a warm collection whose files
+     * are closed and a cold one report what was recorded when they closed. */
+    pthread_mutex_lock(&c->state_mu);
+    tdb_tier tier = c->tier;
+    bool pinned = c->pinned;
+    int64_t cold_docs = c->cold_documents;
+    pthread_mutex_unlock(&c->state_mu);
+    pthread_mutex_lock(&c->mu);
+    bool need_open = c->st == NULL && !c->cached_valid && tier != TDB_TIER_COLD;
+    pthread_mutex_unlock(&c->mu);
+    if (need_open) {
+        st_collection *st = NULL;
+        int rc = db_coll_storage(db, c, &st, err);
+        if (rc) return rc;
+    }
     st_stats s;
-    st_stats_get(st, &s);
+    db_coll_stats(c, &s);
+    if (tier == TDB_TIER_COLD) {
+        memset(&s, 0, sizeof s);
+        s.documents = s.indexed_documents = (uint64_t)cold_docs;
+    }
     char created[32];
     clock_format_rfc3339(c->created_at_ms, created);
     buf_puts(b, "{\"name\":");
@@ -387,7 +472,7 @@ int db_write_collection(tdb_db *db, db_coll *c, buf *b, tdb_error *err) {
                "\"pinned\":%s}",
                created, (unsigned long long)s.documents, (unsigned long long)s.indexed_documents,
                s.segments, (unsigned long long)s.disk_bytes, (unsigned long long)s.memory_bytes,
-               tier_name(c->tier), c->pinned ? "true" : "false");
+               tier_name(tier), pinned ? "true" : "false");
     return 0;
 }
 
@@ -491,7 +576,10 @@ int tdb_collection_list_json(tdb_db *db, int tier, char **out_json, tdb_error *e
     if (all)
         for (size_t i = 0; i < db->map_size; i++)
             for (db_coll *e = db->map[i]; e; e = e->next) {
-                if (tier >= 0 && (int)e->tier != tier) continue;
+                pthread_mutex_lock(&e->state_mu);
+                int t = (int)e->tier;
+                pthread_mutex_unlock(&e->state_mu);
+                if (tier >= 0 && t != tier) continue;
                 atomic_fetch_add(&e->refs, 1);
                 all[n++] = e;
             }
@@ -530,7 +618,6 @@ int tdb_collection_list_json(tdb_db *db, int tier, char **out_json, tdb_error *e
 }
 
 int tdb_collection_drop(tdb_db *db, const char *name, bool keep_snapshots, tdb_error *err) {
-    (void)keep_snapshots; /* snapshots are not stored yet */
     db_coll *c;
     int rc = db_coll_get(db, name, &c, err);
     if (rc) return rc;
@@ -551,6 +638,7 @@ int tdb_collection_drop(tdb_db *db, const char *name, bool keep_snapshots, tdb_e
     st_close(c->st);
     c->st = NULL;
     c->dropped = true;
+    (void)keep_snapshots;
     if (dir && trash && fio_exists(dir)) {
         int e = fio_rename(dir, trash);
         if (e == 0) e = fio_rmtree(trash);
@@ -558,6 +646,12 @@ int tdb_collection_drop(tdb_db *db, const char *name, bool keep_snapshots, tdb_e
          * the next open removes, so this is logged, not returned. */
         if (e != 0) log_msg(LOG_WARN, "collection %s: removing %s: %s", name, dir, strerror(-e));
     }
+    /* Cold copies: every object under collections/<id>/. */
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "collections/%lld", (long long)c->id);
+    tdb_error oerr;
+    if (tier_copy_delete(db->store, prefix, &oerr) != 0)
+        log_msg(LOG_WARN, "collection %s: removing its object-store copies: %s", name, oerr.message);
     pthread_mutex_lock(&db->mu);
     registry_remove(db, c);
     pthread_mutex_unlock(&db->mu);

@@ -11,10 +11,14 @@
  *   (3) a dropped db_coll is out of the registry; requests that still hold
  *       a reference see `dropped` and answer 404.
  * Concurrency: db->mu guards the registry (map, count); coll->mu guards
- * st, dropped and the lazy open; coll->refs is atomic. Requests hold a
- * reference (db_coll_get/db_coll_put) for their whole duration and use
- * coll->st under coll->rw in read mode; drop takes coll->rw in write mode,
- * so it waits for requests in flight.
+ * st, dropped, cached and the lazy open; coll->state_mu guards the tier
+ * state (tier, pinned, access, cold copy, dirty) and is only ever held for
+ * a few instructions, so recording an access never waits on I/O;
+ * coll->move_mu serializes tier moves of one collection; coll->refs is
+ * atomic. Requests hold a reference (db_coll_get/db_coll_put) for their
+ * whole duration and use coll->st under coll->rw in read mode; drop and
+ * the short commit step of a tier move take coll->rw in write mode, so
+ * they wait for requests in flight. Lock order: move_mu, rw, mu, state_mu.
  */
 #ifndef TDB_DB_DB_INT_H
 #define TDB_DB_DB_INT_H
@@ -25,6 +29,8 @@
 #include <stdint.h>
 
 #include "db/catalog.h"
+#include "objstore/objstore.h"
+#include "tier/tier.h"
 #include "storage/storage.h"
 #include "tierdb.h"
 #include "util/buf.h"
@@ -76,13 +82,25 @@ typedef struct db_coll {
     tdb_metric metric;
     coll_schema schema;
     int64_t created_at_ms;
+    /* Tier state (state_mu). */
+    pthread_mutex_t state_mu;
     tdb_tier tier;
     bool pinned;
+    tier_access access;
+    char *snapshot_id;           /* cold copy prefix, NULL unless cold */
+    int64_t object_bytes;
+    int64_t cold_documents;
+    int64_t cold_since_ms;
+    int64_t updated_at_ms;
+    bool dirty;                  /* access state not yet in the catalog */
+    pthread_mutex_t move_mu;     /* one tier move at a time */
     _Atomic int refs;
     pthread_rwlock_t rw;         /* read: a request uses st; write: drop */
     pthread_mutex_t mu;          /* guards st, dropped, lazy open */
     st_collection *st;
     bool dropped;
+    st_stats cached;             /* stats when st was last closed (mu) */
+    bool cached_valid;
     struct db_coll *next;        /* registry hash chain (db->mu) */
 } db_coll;
 
@@ -99,6 +117,17 @@ struct tdb_db {
     size_t map_size;
     size_t coll_count;
     buf problems;                /* JSON array elements, comma-separated */
+    objstore *store;             /* cold copies */
+    tier_policy policy;
+    uint64_t hot_memory_budget;
+    pthread_mutex_t cycle_mu;    /* one policy cycle at a time; guards last_cycle */
+    buf last_cycle;              /* JSON of the last cycle report */
+    pthread_t worker;
+    bool worker_running;
+    pthread_mutex_t worker_mu;   /* guards worker_stop */
+    pthread_cond_t worker_cv;
+    bool worker_stop;
+    _Atomic uint64_t moves[5];   /* completed moves by tier_move */
 };
 
 /* Registry (db.c). db_coll_get returns a referenced collection or
@@ -111,6 +140,24 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
 int db_coll_begin(tdb_db *db, const char *name, db_coll **coll, st_collection **st,
                   tdb_error *err);
 void db_coll_end(db_coll *c);
+
+/* Tiering (tiering.c). */
+/* Brings a cold collection back to warm (no-op otherwise). */
+int db_tier_promote_cold(tdb_db *db, db_coll *c, tdb_error *err);
+/* Records an access (O(1), collection-local lock). */
+void db_tier_touch(tdb_db *db, db_coll *c);
+/* Startup: fills tiering fields of db from opts, opens the object store. */
+int db_tiering_open(tdb_db *db, tdb_error *err);
+/* Stops the worker and writes pending access state to the catalog. */
+void db_tiering_close(tdb_db *db);
+/* Starts the background worker (after the registry is loaded). */
+int db_tiering_start(tdb_db *db, tdb_error *err);
+/* Fills a catalog row's tier fields from c (state_mu held by caller). */
+void db_tier_row(const db_coll *c, catalog_row *row);
+/* Path of a collection's directory (malloc'd). */
+char *db_coll_dir(tdb_db *db, const db_coll *c);
+/* Current stats: from st when open, else the cached ones (or zeros). */
+void db_coll_stats(db_coll *c, st_stats *out);
 
 /* Schemas (schema.c). */
 bool schema_name_valid(const char *name, size_t len);
