@@ -1,0 +1,613 @@
+/*
+ * config.c: the settings of `tierdb serve` from defaults, a config file,
+ * the environment and flags (cli.h says in which order).
+ * Layer: cli.
+ *
+ * One table lists every setting once, with its environment variable, its
+ * place in the config file and its flag, and the parser of its value; the
+ * three sources only find the row and call the parser, so a value is
+ * checked the same way wherever it comes from.
+ *
+ * The config file is a small subset of TOML (https://toml.io), enough for
+ * flat sections of scalars:
+ *     # comment
+ *     [server]
+ *     listen = "127.0.0.1:7700"
+ *     max_body_bytes = 67108864      # or "64M"
+ *     [storage]
+ *     fsync = 'always'
+ *     [tiering]
+ *     hot_ttl = "6h"
+ * Supported: [section] headers, key = value lines, basic strings "..."
+ * (escapes \" \\ \/ \b \f \n \r \t \uXXXX \UXXXXXXXX), literal strings
+ * '...', integers (digits, optional sign, '_' between digits), true/false,
+ * comments. Not supported (an error naming the line): arrays, inline
+ * tables, dotted keys, multi-line strings, floats, dates. Unknown sections
+ * and keys are errors, so a typo never goes unnoticed.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli/cli.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* Tuning values above these are certainly mistakes (and would overflow
+ * the options' integer types). */
+#define CLI_MAX_U32 4294967295ull
+#define CLI_MAX_BYTES (1ull << 50)
+
+typedef int (*setting_parse)(cli_settings *s, const char *value, char *why, size_t cap);
+
+typedef struct setting {
+    const char *env;      /* environment variable, or NULL */
+    const char *section;  /* config file section, or NULL */
+    const char *key;      /* key in that section */
+    const char *flag;     /* command-line flag, or NULL */
+    setting_parse parse;
+} setting;
+
+static void set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_why(char *why, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+}
+
+static int replace_string(char **dst, const char *value, char *why, size_t cap) {
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        set_why(why, cap, "out of memory");
+        return -1;
+    }
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+/* Unsigned decimal with optional '_' between digits (TOML's style). */
+static int parse_u64(const char *v, uint64_t *out) {
+    uint64_t n = 0;
+    bool digit_before = false;
+    if (*v == '+') v++;
+    if (*v == '\0') return -1;
+    for (; *v; v++) {
+        if (*v == '_' && digit_before && isdigit((unsigned char)v[1])) continue;
+        if (!isdigit((unsigned char)*v)) return -1;
+        unsigned d = (unsigned)(*v - '0');
+        if (n > (UINT64_MAX - d) / 10) return -1;
+        n = n * 10 + d;
+        digit_before = true;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Bytes: a number with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *v, uint64_t *out) {
+    size_t len = strlen(v);
+    uint64_t mult = 1;
+    char num[32];
+    if (len == 0 || len >= sizeof num) return -1;
+    memcpy(num, v, len + 1);
+    switch (toupper((unsigned char)num[len - 1])) {
+    case 'K': mult = 1ull << 10; break;
+    case 'M': mult = 1ull << 20; break;
+    case 'G': mult = 1ull << 30; break;
+    default: break;
+    }
+    if (mult != 1) num[--len] = '\0';
+    uint64_t n;
+    if (parse_u64(num, &n) != 0 || n > CLI_MAX_BYTES / mult) return -1;
+    *out = n * mult;
+    return 0;
+}
+
+static int p_data(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (v[0] == '\0') {
+        set_why(why, cap, "the data directory must not be empty");
+        return -1;
+    }
+    return replace_string(&s->data_dir, v, why, cap);
+}
+
+/* "HOST:PORT" or "[IPV6]:PORT"; PORT 0 lets the kernel pick. */
+static int p_listen(cli_settings *s, const char *v, char *why, size_t cap) {
+    const char *host = v, *colon;
+    size_t host_len;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':') goto bad;
+        host = v + 1;
+        host_len = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL) goto bad;
+        host_len = (size_t)(colon - v);
+        if (memchr(v, ':', host_len) != NULL) goto bad; /* IPv6 needs brackets */
+    }
+    uint64_t port;
+    if (host_len == 0 || parse_u64(colon + 1, &port) != 0 || port > 65535 || strchr(colon + 1, '_')) goto bad;
+    char *h = strndup(host, host_len);
+    if (h == NULL || replace_string(&s->listen, v, why, cap) != 0) {
+        free(h);
+        set_why(why, cap, "out of memory");
+        return -1;
+    }
+    free(s->listen_host);
+    s->listen_host = h;
+    s->listen_port = (uint16_t)port;
+    return 0;
+bad:
+    set_why(why, cap, "'%s' is not HOST:PORT (e.g. 127.0.0.1:7700, [::1]:7700; port 0 picks a free one)", v);
+    return -1;
+}
+
+static int p_fsync(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (strcmp(v, "always") == 0) s->fsync = TDB_FSYNC_ALWAYS;
+    else if (strcmp(v, "interval") == 0) s->fsync = TDB_FSYNC_INTERVAL;
+    else if (strcmp(v, "none") == 0) s->fsync = TDB_FSYNC_NONE;
+    else {
+        set_why(why, cap, "'%s' is not one of always, interval, none", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int p_fsync_interval(cli_settings *s, const char *v, char *why, size_t cap) {
+    int64_t ms;
+    if (clock_parse_duration(v, &ms) != 0 || ms < 1 || (uint64_t)ms > CLI_MAX_U32) {
+        set_why(why, cap, "'%s' is not a duration of at least 1ms (e.g. 100ms, 1s)", v);
+        return -1;
+    }
+    s->fsync_interval_ms = (uint32_t)ms;
+    return 0;
+}
+
+static int p_api_key(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (v[0] == '\0') { /* set but empty: auth stays off, as when unset */
+        free(s->api_key);
+        s->api_key = NULL;
+        return 0;
+    }
+    return replace_string(&s->api_key, v, why, cap);
+}
+
+static int p_readonly_key(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (v[0] == '\0') {
+        free(s->readonly_api_key);
+        s->readonly_api_key = NULL;
+        return 0;
+    }
+    return replace_string(&s->readonly_api_key, v, why, cap);
+}
+
+static int p_object_store(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (v[0] == '\0') {
+        free(s->object_store);
+        s->object_store = NULL;
+        return 0;
+    }
+    if (!((strncmp(v, "file:///", 8) == 0 && v[8] != '\0') || (strncmp(v, "s3://", 5) == 0 && v[5] != '\0' && v[5] != '/'))) {
+        set_why(why, cap, "'%s' is neither file:///PATH nor s3://BUCKET[/PREFIX]", v);
+        return -1;
+    }
+    return replace_string(&s->object_store, v, why, cap);
+}
+
+static int p_log_level(cli_settings *s, const char *v, char *why, size_t cap) {
+    int level = log_level_parse(v);
+    if (level < 0) {
+        set_why(why, cap, "'%s' is not one of error, warn, info, debug", v);
+        return -1;
+    }
+    s->log_level = level;
+    return 0;
+}
+
+static int parse_count(const char *v, uint64_t min, uint64_t max, uint64_t *out, char *why, size_t cap) {
+    if (parse_u64(v, out) != 0 || *out < min || *out > max) {
+        set_why(why, cap, "'%s' is not an integer from %llu to %llu", v, (unsigned long long)min,
+                (unsigned long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_bytes(const char *v, uint64_t min, uint64_t *out, char *why, size_t cap) {
+    if (parse_size(v, out) != 0 || *out < min) {
+        set_why(why, cap, "'%s' is not a size of at least %llu bytes (a number, optionally with K, M or G)", v,
+                (unsigned long long)min);
+        return -1;
+    }
+    return 0;
+}
+
+static int p_memtable_docs(cli_settings *s, const char *v, char *why, size_t cap) {
+    uint64_t n;
+    if (parse_count(v, 1, CLI_MAX_U32, &n, why, cap) != 0) return -1;
+    s->memtable_max_docs = (uint32_t)n;
+    return 0;
+}
+
+static int p_memtable_bytes(cli_settings *s, const char *v, char *why, size_t cap) {
+    return parse_bytes(v, 1024, &s->memtable_max_bytes, why, cap);
+}
+
+static int p_compaction_min(cli_settings *s, const char *v, char *why, size_t cap) {
+    uint64_t n;
+    /* Merging needs at least two segments. */
+    if (parse_count(v, 2, 1000000, &n, why, cap) != 0) return -1;
+    s->compaction_min_segments = (uint32_t)n;
+    return 0;
+}
+
+static int p_max_body(cli_settings *s, const char *v, char *why, size_t cap) {
+    /* Below 1 KiB not even a small query fits. */
+    return parse_bytes(v, 1024, &s->max_body_bytes, why, cap);
+}
+
+/* Settings of API.md that this build reads and checks but whose layers
+ * (S3, tiering policy) do not use them yet. Checking them now means a
+ * config that starts today keeps starting when they take effect. */
+static int p_check_size(cli_settings *s, const char *v, char *why, size_t cap) {
+    (void)s;
+    uint64_t n;
+    return parse_bytes(v, 0, &n, why, cap);
+}
+
+static int p_check_bool01(cli_settings *s, const char *v, char *why, size_t cap) {
+    (void)s;
+    if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "false") == 0) return 0;
+    set_why(why, cap, "'%s' is not 0 or 1", v);
+    return -1;
+}
+
+static int p_check_url(cli_settings *s, const char *v, char *why, size_t cap) {
+    (void)s;
+    if (v[0] == '\0' || strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) return 0;
+    set_why(why, cap, "'%s' is not an http:// or https:// URL", v);
+    return -1;
+}
+
+static int p_check_duration(cli_settings *s, const char *v, char *why, size_t cap) {
+    (void)s;
+    int64_t ms;
+    if (clock_parse_duration(v, &ms) == 0) return 0;
+    set_why(why, cap, "'%s' is not a duration such as 300s, 5m, 6h or 7d", v);
+    return -1;
+}
+
+static int p_check_count(cli_settings *s, const char *v, char *why, size_t cap) {
+    (void)s;
+    uint64_t n;
+    return parse_count(v, 0, CLI_MAX_U32, &n, why, cap);
+}
+
+static const setting settings[] = {
+    {"TIERDB_DATA", "storage", "data", "--data", p_data},
+    {"TIERDB_LISTEN", "server", "listen", "--listen", p_listen},
+    {"TIERDB_FSYNC", "storage", "fsync", NULL, p_fsync},
+    {"TIERDB_FSYNC_INTERVAL", "storage", "fsync_interval", NULL, p_fsync_interval},
+    {"TIERDB_API_KEY", "server", "api_key", NULL, p_api_key},
+    {"TIERDB_READONLY_API_KEY", "server", "readonly_api_key", NULL, p_readonly_key},
+    {"TIERDB_OBJECT_STORE", "storage", "object_store", NULL, p_object_store},
+    {"TIERDB_LOG_LEVEL", "log", "level", NULL, p_log_level},
+    {"TIERDB_MEMTABLE_MAX_DOCS", "storage", "memtable_max_docs", NULL, p_memtable_docs},
+    {"TIERDB_MEMTABLE_MAX_BYTES", "storage", "memtable_max_bytes", NULL, p_memtable_bytes},
+    {"TIERDB_COMPACTION_MIN_SEGMENTS", "storage", "compaction_min_segments", NULL, p_compaction_min},
+    {"TIERDB_MAX_BODY_BYTES", "server", "max_body_bytes", NULL, p_max_body},
+    /* Read and checked; not used by this build yet (docs/configuration.md). */
+    {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_check_url},
+    {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_check_bool01},
+    {"TIERDB_HOT_MEMORY_BUDGET", "tiering", "hot_memory_budget", NULL, p_check_size},
+    {NULL, "tiering", "hot_ttl", NULL, p_check_duration},
+    {NULL, "tiering", "warm_ttl", NULL, p_check_duration},
+    {NULL, "tiering", "access_window", NULL, p_check_duration},
+    {NULL, "tiering", "worker_interval", NULL, p_check_duration},
+    {NULL, "tiering", "promotion_threshold", NULL, p_check_count},
+    {NULL, "tiering", "max_migrations_per_cycle", NULL, p_check_count},
+};
+#define SETTING_COUNT (sizeof settings / sizeof settings[0])
+
+void cli_settings_init(cli_settings *s) {
+    memset(s, 0, sizeof *s);
+    tdb_options o;
+    tdb_options_default(&o);
+    s->data_dir = strdup(o.data_dir);
+    s->listen = strdup("127.0.0.1:7700");
+    s->listen_host = strdup("127.0.0.1");
+    s->listen_port = 7700;
+    s->fsync = o.fsync;
+    s->fsync_interval_ms = o.fsync_interval_ms;
+    s->log_level = LOG_INFO;
+    s->memtable_max_docs = o.memtable_max_docs;
+    s->memtable_max_bytes = o.memtable_max_bytes;
+    s->compaction_min_segments = o.compaction_min_segments;
+    s->max_body_bytes = 64ull << 20;
+}
+
+void cli_settings_free(cli_settings *s) {
+    free(s->data_dir);
+    free(s->listen);
+    free(s->listen_host);
+    free(s->api_key);
+    free(s->readonly_api_key);
+    free(s->object_store);
+    free(s->config_path);
+    memset(s, 0, sizeof *s);
+}
+
+int cli_settings_load_env(cli_settings *s, char *msg, size_t cap) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const setting *st = &settings[i];
+        if (st->env == NULL) continue;
+        const char *v = getenv(st->env);
+        if (v == NULL) continue;
+        char why[400];
+        if (st->parse(s, v, why, sizeof why) != 0) {
+            snprintf(msg, cap, "%s: %s", st->env, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_settings_set_flag(cli_settings *s, const char *flag, const char *value, char *msg, size_t cap) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const setting *st = &settings[i];
+        if (st->flag == NULL || strcmp(st->flag, flag) != 0) continue;
+        char why[400];
+        if (st->parse(s, value, why, sizeof why) != 0) {
+            snprintf(msg, cap, "%s: %s", flag, why);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(msg, cap, "unknown flag %s", flag);
+    return -1;
+}
+
+/* ---- config file -------------------------------------------------------- */
+
+static void put_utf8(char *out, size_t *n, uint32_t cp) {
+    if (cp < 0x80) {
+        out[(*n)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*n)++] = (char)(0xC0 | (cp >> 6));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out[(*n)++] = (char)(0xE0 | (cp >> 12));
+        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*n)++] = (char)(0xF0 | (cp >> 18));
+        out[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+/* Parses the value at *p (a line, NUL-terminated) into out (at least
+ * strlen(*p) + 1 bytes: a value never grows when decoded). Returns 0 and
+ * leaves *p after the value, or -1 with why. */
+static int toml_value(const char **p, char *out, char *why, size_t cap) {
+    const char *v = *p;
+    size_t n = 0;
+    if (*v == '"') {
+        if (v[1] == '"' && v[2] == '"') {
+            set_why(why, cap, "multi-line strings are not supported");
+            return -1;
+        }
+        for (v++; *v != '"'; v++) {
+            if (*v == '\0') {
+                set_why(why, cap, "unterminated string");
+                return -1;
+            }
+            if ((unsigned char)*v < 0x20 && *v != '\t') {
+                set_why(why, cap, "control character in a string");
+                return -1;
+            }
+            if (*v != '\\') {
+                out[n++] = *v;
+                continue;
+            }
+            v++;
+            switch (*v) {
+            case '"': out[n++] = '"'; break;
+            case '\\': out[n++] = '\\'; break;
+            case '/': out[n++] = '/'; break;
+            case 'b': out[n++] = '\b'; break;
+            case 'f': out[n++] = '\f'; break;
+            case 'n': out[n++] = '\n'; break;
+            case 'r': out[n++] = '\r'; break;
+            case 't': out[n++] = '\t'; break;
+            case 'u':
+            case 'U': {
+                int digits = *v == 'u' ? 4 : 8;
+                uint32_t cp = 0;
+                for (int k = 1; k <= digits; k++) {
+                    char c = v[k];
+                    if (!isxdigit((unsigned char)c)) {
+                        set_why(why, cap, "\\%c needs %d hex digits", *v, digits);
+                        return -1;
+                    }
+                    cp = cp * 16 + (uint32_t)(isdigit((unsigned char)c) ? c - '0' : (tolower((unsigned char)c) - 'a' + 10));
+                }
+                if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+                    set_why(why, cap, "\\%c escape is not a Unicode scalar value (or is NUL)", *v);
+                    return -1;
+                }
+                /* \uXXXX is 6 source bytes for at most 3 of UTF-8, \U 10 for 4. */
+                put_utf8(out, &n, cp);
+                v += digits;
+                break;
+            }
+            default:
+                set_why(why, cap, "unknown escape \\%c", *v ? *v : '0');
+                return -1;
+            }
+        }
+        v++;
+    } else if (*v == '\'') {
+        if (v[1] == '\'' && v[2] == '\'') {
+            set_why(why, cap, "multi-line strings are not supported");
+            return -1;
+        }
+        for (v++; *v != '\''; v++) {
+            if (*v == '\0') {
+                set_why(why, cap, "unterminated string");
+                return -1;
+            }
+            out[n++] = *v;
+        }
+        v++;
+    } else if (*v == '[' || *v == '{') {
+        set_why(why, cap, "arrays and inline tables are not supported");
+        return -1;
+    } else {
+        /* A bare value: integer or boolean, up to a comment or the end. */
+        while (*v && *v != '#' && *v != ' ' && *v != '\t') out[n++] = *v++;
+        out[n] = '\0';
+        uint64_t ignored;
+        bool is_int = out[0] != '-' && parse_u64(out, &ignored) == 0;
+        if (!is_int && strcmp(out, "true") != 0 && strcmp(out, "false") != 0) {
+            set_why(why, cap, "'%s' is not a string, a non-negative integer or a boolean (quote strings)", out);
+            return -1;
+        }
+    }
+    out[n] = '\0';
+    *p = v;
+    return 0;
+}
+
+static bool is_bare_key_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '-'; }
+
+int cli_settings_load_file(cli_settings *s, const char *path, char *msg, size_t cap) {
+    int rc = -1;
+    char *text = NULL, *value = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(msg, cap, "--config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    text = malloc(CLI_CONFIG_MAX_BYTES + 1);
+    value = malloc(CLI_CONFIG_MAX_BYTES + 1);
+    if (text == NULL || value == NULL) {
+        snprintf(msg, cap, "--config %s: out of memory", path);
+        goto done;
+    }
+    size_t len = fread(text, 1, CLI_CONFIG_MAX_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(msg, cap, "--config %s: read failed", path);
+        goto done;
+    }
+    if (len > CLI_CONFIG_MAX_BYTES) {
+        snprintf(msg, cap, "--config %s: larger than %u bytes", path, CLI_CONFIG_MAX_BYTES);
+        goto done;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(msg, cap, "--config %s: holds a NUL byte (not a text file?)", path);
+        goto done;
+    }
+    char section[64] = "";
+    int line_no = 0;
+    char *line = text;
+    while (line != NULL && *line != '\0') {
+        line_no++;
+        char *nl = strchr(line, '\n');
+        char *next = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        size_t ll = strlen(line);
+        if (ll > 0 && line[ll - 1] == '\r') line[--ll] = '\0';
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        char why[400] = "";
+        if (*p == '\0' || *p == '#') {
+            line = next;
+            continue;
+        }
+        if (*p == '[') {
+            p++;
+            while (*p == ' ' || *p == '\t') p++;
+            size_t n = 0;
+            while (is_bare_key_char(p[n])) n++;
+            const char *q = p + n;
+            while (*q == ' ' || *q == '\t') q++;
+            if (n == 0 || n >= sizeof section || *q != ']') {
+                snprintf(msg, cap, "%s:%d: a section header is [name] (nested and array tables are not supported)",
+                         path, line_no);
+                goto done;
+            }
+            memcpy(section, p, n);
+            section[n] = '\0';
+            bool known = false;
+            for (size_t i = 0; i < SETTING_COUNT; i++)
+                if (strcmp(settings[i].section, section) == 0) known = true;
+            q++;
+            while (*q == ' ' || *q == '\t') q++;
+            if (!known) {
+                snprintf(msg, cap, "%s:%d: unknown section [%s] (known: server, storage, log, tiering, s3)", path,
+                         line_no, section);
+                goto done;
+            }
+            if (*q != '\0' && *q != '#') {
+                snprintf(msg, cap, "%s:%d: unexpected text after [%s]", path, line_no, section);
+                goto done;
+            }
+            line = next;
+            continue;
+        }
+        size_t kn = 0;
+        while (is_bare_key_char(p[kn])) kn++;
+        const char *q = p + kn;
+        while (*q == ' ' || *q == '\t') q++;
+        if (kn == 0 || *q != '=') {
+            snprintf(msg, cap, "%s:%d: expected key = value (dotted and quoted keys are not supported)", path,
+                     line_no);
+            goto done;
+        }
+        char key[64];
+        if (kn >= sizeof key) kn = sizeof key - 1;
+        memcpy(key, p, kn);
+        key[kn] = '\0';
+        q++;
+        while (*q == ' ' || *q == '\t') q++;
+        if (toml_value(&q, value, why, sizeof why) != 0) {
+            snprintf(msg, cap, "%s:%d: %s.%s: %s", path, line_no, section, key, why);
+            goto done;
+        }
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q != '\0' && *q != '#') {
+            snprintf(msg, cap, "%s:%d: unexpected text after the value of %s", path, line_no, key);
+            goto done;
+        }
+        const setting *st = NULL;
+        for (size_t i = 0; i < SETTING_COUNT; i++)
+            if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].key, key) == 0) st = &settings[i];
+        if (st == NULL) {
+            snprintf(msg, cap, "%s:%d: unknown key '%s' in [%s] (docs/configuration.md lists them)", path, line_no,
+                     key, section[0] ? section : "top level");
+            goto done;
+        }
+        if (st->parse(s, value, why, sizeof why) != 0) {
+            snprintf(msg, cap, "%s:%d: %s.%s: %s", path, line_no, section, key, why);
+            goto done;
+        }
+        line = next;
+    }
+    rc = 0;
+done:
+    fclose(f);
+    free(text);
+    free(value);
+    return rc;
+}
