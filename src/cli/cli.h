@@ -45,6 +45,11 @@ typedef struct cli_settings {
     uint64_t max_body_bytes;
     bool test_clock;
     char *config_path;            /* owned, NULL: no file */
+    char *s3_endpoint;            /* owned, NULL: AWS */
+    bool s3_path_style;
+    uint64_t hot_memory_budget;   /* 0: 50% of RAM */
+    int64_t hot_ttl_ms, warm_ttl_ms, access_window_ms, worker_interval_ms; /* 0/-1: defaults */
+    uint32_t promotion_threshold, max_migrations_per_cycle;                /* 0: defaults */
 } cli_settings;
 
 /* Fills s with the built-in defaults. */

@@ -254,41 +254,67 @@ static int p_max_body(cli_settings *s, const char *v, char *why, size_t cap) {
     return parse_bytes(v, 1024, &s->max_body_bytes, why, cap);
 }
 
-/* Settings of API.md that this build reads and checks but whose layers
- * (S3, tiering policy) do not use them yet. Checking them now means a
- * config that starts today keeps starting when they take effect. */
-static int p_check_size(cli_settings *s, const char *v, char *why, size_t cap) {
-    (void)s;
-    uint64_t n;
-    return parse_bytes(v, 0, &n, why, cap);
+static int p_s3_endpoint(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (!(v[0] == '\0' || strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0)) {
+        set_why(why, cap, "'%s' is not an http:// or https:// URL", v);
+        return -1;
+    }
+    free(s->s3_endpoint);
+    s->s3_endpoint = v[0] ? strdup(v) : NULL;
+    return 0;
 }
 
-static int p_check_bool01(cli_settings *s, const char *v, char *why, size_t cap) {
-    (void)s;
-    if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "false") == 0) return 0;
-    set_why(why, cap, "'%s' is not 0 or 1", v);
-    return -1;
+static int p_s3_path_style(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) s->s3_path_style = false;
+    else if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) s->s3_path_style = true;
+    else {
+        set_why(why, cap, "'%s' is not 0 or 1", v);
+        return -1;
+    }
+    return 0;
 }
 
-static int p_check_url(cli_settings *s, const char *v, char *why, size_t cap) {
-    (void)s;
-    if (v[0] == '\0' || strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) return 0;
-    set_why(why, cap, "'%s' is not an http:// or https:// URL", v);
-    return -1;
+static int p_hot_budget(cli_settings *s, const char *v, char *why, size_t cap) {
+    return parse_bytes(v, 0, &s->hot_memory_budget, why, cap);
 }
 
-static int p_check_duration(cli_settings *s, const char *v, char *why, size_t cap) {
-    (void)s;
+static int duration(const char *v, int64_t min_ms, int64_t *out, char *why, size_t cap) {
     int64_t ms;
-    if (clock_parse_duration(v, &ms) == 0) return 0;
-    set_why(why, cap, "'%s' is not a duration such as 300s, 5m, 6h or 7d", v);
-    return -1;
+    if (clock_parse_duration(v, &ms) != 0 || ms < min_ms) {
+        set_why(why, cap, "'%s' is not a duration such as 300s, 5m, 6h or 7d%s", v,
+                min_ms > 0 ? " (and above zero)" : "");
+        return -1;
+    }
+    *out = ms;
+    return 0;
 }
 
-static int p_check_count(cli_settings *s, const char *v, char *why, size_t cap) {
-    (void)s;
+static int p_hot_ttl(cli_settings *s, const char *v, char *why, size_t cap) {
+    return duration(v, 1, &s->hot_ttl_ms, why, cap);
+}
+static int p_warm_ttl(cli_settings *s, const char *v, char *why, size_t cap) {
+    return duration(v, 1, &s->warm_ttl_ms, why, cap);
+}
+static int p_access_window(cli_settings *s, const char *v, char *why, size_t cap) {
+    return duration(v, 1, &s->access_window_ms, why, cap);
+}
+/* 0 turns the background worker off (cycles only on request). */
+static int p_worker_interval(cli_settings *s, const char *v, char *why, size_t cap) {
+    return duration(v, 0, &s->worker_interval_ms, why, cap);
+}
+
+static int p_promotion_threshold(cli_settings *s, const char *v, char *why, size_t cap) {
     uint64_t n;
-    return parse_count(v, 0, CLI_MAX_U32, &n, why, cap);
+    if (parse_count(v, 1, CLI_MAX_U32, &n, why, cap) != 0) return -1;
+    s->promotion_threshold = (uint32_t)n;
+    return 0;
+}
+
+static int p_max_migrations(cli_settings *s, const char *v, char *why, size_t cap) {
+    uint64_t n;
+    if (parse_count(v, 1, CLI_MAX_U32, &n, why, cap) != 0) return -1;
+    s->max_migrations_per_cycle = (uint32_t)n;
+    return 0;
 }
 
 static const setting settings[] = {
@@ -304,16 +330,15 @@ static const setting settings[] = {
     {"TIERDB_MEMTABLE_MAX_BYTES", "storage", "memtable_max_bytes", NULL, p_memtable_bytes},
     {"TIERDB_COMPACTION_MIN_SEGMENTS", "storage", "compaction_min_segments", NULL, p_compaction_min},
     {"TIERDB_MAX_BODY_BYTES", "server", "max_body_bytes", NULL, p_max_body},
-    /* Read and checked; not used by this build yet (docs/configuration.md). */
-    {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_check_url},
-    {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_check_bool01},
-    {"TIERDB_HOT_MEMORY_BUDGET", "tiering", "hot_memory_budget", NULL, p_check_size},
-    {NULL, "tiering", "hot_ttl", NULL, p_check_duration},
-    {NULL, "tiering", "warm_ttl", NULL, p_check_duration},
-    {NULL, "tiering", "access_window", NULL, p_check_duration},
-    {NULL, "tiering", "worker_interval", NULL, p_check_duration},
-    {NULL, "tiering", "promotion_threshold", NULL, p_check_count},
-    {NULL, "tiering", "max_migrations_per_cycle", NULL, p_check_count},
+    {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_s3_endpoint},
+    {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_s3_path_style},
+    {"TIERDB_HOT_MEMORY_BUDGET", "tiering", "hot_memory_budget", NULL, p_hot_budget},
+    {"TIERDB_HOT_TTL", "tiering", "hot_ttl", NULL, p_hot_ttl},
+    {"TIERDB_WARM_TTL", "tiering", "warm_ttl", NULL, p_warm_ttl},
+    {"TIERDB_ACCESS_WINDOW", "tiering", "access_window", NULL, p_access_window},
+    {"TIERDB_WORKER_INTERVAL", "tiering", "worker_interval", NULL, p_worker_interval},
+    {"TIERDB_PROMOTION_THRESHOLD", "tiering", "promotion_threshold", NULL, p_promotion_threshold},
+    {"TIERDB_MAX_MIGRATIONS_PER_CYCLE", "tiering", "max_migrations_per_cycle", NULL, p_max_migrations},
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
 
@@ -332,6 +357,7 @@ void cli_settings_init(cli_settings *s) {
     s->memtable_max_bytes = o.memtable_max_bytes;
     s->compaction_min_segments = o.compaction_min_segments;
     s->max_body_bytes = 64ull << 20;
+    s->worker_interval_ms = -1; /* default */
 }
 
 void cli_settings_free(cli_settings *s) {
@@ -342,6 +368,7 @@ void cli_settings_free(cli_settings *s) {
     free(s->readonly_api_key);
     free(s->object_store);
     free(s->config_path);
+    free(s->s3_endpoint);
     memset(s, 0, sizeof *s);
 }
 

@@ -110,6 +110,15 @@ int cli_serve(const cli_settings *s) {
     opts.memtable_max_bytes = s->memtable_max_bytes;
     opts.compaction_min_segments = s->compaction_min_segments;
     opts.test_clock = s->test_clock;
+    opts.s3_endpoint = s->s3_endpoint;
+    opts.s3_path_style = s->s3_path_style;
+    opts.hot_memory_budget = s->hot_memory_budget;
+    opts.hot_ttl_ms = s->hot_ttl_ms;
+    opts.warm_ttl_ms = s->warm_ttl_ms;
+    opts.access_window_ms = s->access_window_ms;
+    opts.worker_interval_ms = s->worker_interval_ms;
+    opts.promotion_threshold = s->promotion_threshold;
+    opts.max_migrations_per_cycle = s->max_migrations_per_cycle;
     tdb_db *db = NULL;
     if (tdb_open(&opts, &db, &err) != 0) {
         fprintf(stderr, "tierdb: cannot open the data directory %s: %s (%s)\n", s->data_dir, err.message, err.name);

@@ -70,6 +70,13 @@ static int h_document_get(server_request *, server_reply *, tdb_error *);
 static int h_document_delete(server_request *, server_reply *, tdb_error *);
 static int h_query(server_request *, server_reply *, tdb_error *);
 static int h_debug_clock(server_request *, server_reply *, tdb_error *);
+static int h_tier_get(server_request *, server_reply *, tdb_error *);
+static int h_tier_pin(server_request *, server_reply *, tdb_error *);
+static int h_tier_unpin(server_request *, server_reply *, tdb_error *);
+static int h_tier_promote(server_request *, server_reply *, tdb_error *);
+static int h_tier_demote(server_request *, server_reply *, tdb_error *);
+static int h_tiering(server_request *, server_reply *, tdb_error *);
+static int h_tiering_cycle(server_request *, server_reply *, tdb_error *);
 
 /* Literal routes come before routes whose pattern captures the same
  * position, so "POST .../documents/delete" is the bulk delete while
@@ -88,17 +95,17 @@ static const route routes[] = {
     {"GET", "/v1/collections/{name}/documents/{id}", 0, h_document_get},
     {"DELETE", "/v1/collections/{name}/documents/{id}", ROUTE_WRITE, h_document_delete},
     {"POST", "/v1/collections/{name}/query", ROUTE_JSON, h_query},
-    {"GET", "/v1/collections/{name}/tier", 0, NULL},
-    {"POST", "/v1/collections/{name}/tier/pin", ROUTE_WRITE, NULL},
-    {"POST", "/v1/collections/{name}/tier/unpin", ROUTE_WRITE, NULL},
-    {"POST", "/v1/collections/{name}/tier/promote", ROUTE_JSON | ROUTE_WRITE, NULL},
-    {"POST", "/v1/collections/{name}/tier/demote", ROUTE_JSON | ROUTE_WRITE, NULL},
+    {"GET", "/v1/collections/{name}/tier", 0, h_tier_get},
+    {"POST", "/v1/collections/{name}/tier/pin", ROUTE_WRITE, h_tier_pin},
+    {"POST", "/v1/collections/{name}/tier/unpin", ROUTE_WRITE, h_tier_unpin},
+    {"POST", "/v1/collections/{name}/tier/promote", ROUTE_JSON | ROUTE_WRITE, h_tier_promote},
+    {"POST", "/v1/collections/{name}/tier/demote", ROUTE_JSON | ROUTE_WRITE, h_tier_demote},
     {"POST", "/v1/collections/{name}/snapshots", ROUTE_WRITE, NULL},
     {"GET", "/v1/collections/{name}/snapshots", 0, NULL},
     {"POST", "/v1/collections/{name}/snapshots/{snapshot}/restore", ROUTE_JSON | ROUTE_WRITE, NULL},
     {"DELETE", "/v1/collections/{name}/snapshots/{snapshot}", ROUTE_WRITE, NULL},
-    {"GET", "/v1/tiering", 0, NULL},
-    {"POST", "/v1/tiering/cycle", ROUTE_WRITE, NULL},
+    {"GET", "/v1/tiering", 0, h_tiering},
+    {"POST", "/v1/tiering/cycle", ROUTE_WRITE, h_tiering_cycle},
     {"POST", "/v1/debug/clock", ROUTE_JSON | ROUTE_WRITE | ROUTE_TEST_CLOCK, h_debug_clock},
 };
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
@@ -602,4 +609,91 @@ static int h_debug_clock(server_request *req, server_reply *rep, tdb_error *err)
 done:
     json_doc_free(doc);
     return rc;
+}
+
+/* ---- tiering ------------------------------------------------------------ */
+
+static int h_tier_get(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_tier_get_json(db_of(req), req->segments[SEG_NAME], &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
+}
+
+static int tier_pin(server_request *req, server_reply *rep, bool pinned, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_tier_pin(db_of(req), req->segments[SEG_NAME], pinned, &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
+}
+
+static int h_tier_pin(server_request *req, server_reply *rep, tdb_error *err) {
+    return tier_pin(req, rep, true, err);
+}
+
+static int h_tier_unpin(server_request *req, server_reply *rep, tdb_error *err) {
+    return tier_pin(req, rep, false, err);
+}
+
+/* Body {"to": "hot"|"warm"|"cold"}, optional (an empty body or {} takes
+ * the default target). */
+static int tier_move(server_request *req, server_reply *rep, bool promote, tdb_error *err) {
+    int to = -1, rc = 0;
+    json_doc *doc = NULL;
+    if (req->body.len > 0) {
+        json_error jerr;
+        if (json_parse(req->body.data, req->body.len, &doc, &jerr) != 0) {
+            rc = tdb_err(err, TDB_EINVAL, "invalid_json", "malformed JSON at byte %zu: %s", jerr.offset,
+                         jerr.message);
+            goto done;
+        }
+        const json_value *root = json_root(doc);
+        const json_value *t = root->type == JSON_OBJECT ? json_get(root, "to") : NULL;
+        if (root->type != JSON_OBJECT || (root->len > 0 && t == NULL) || root->len > 1) {
+            rc = tdb_err(err, TDB_EINVAL, "invalid_request",
+                         "the body must be {\"to\": \"hot\"|\"warm\"|\"cold\"} or empty");
+            goto done;
+        }
+        if (t != NULL) {
+            if (t->type == JSON_STRING && strcmp(t->str, "hot") == 0) to = TDB_TIER_HOT;
+            else if (t->type == JSON_STRING && strcmp(t->str, "warm") == 0) to = TDB_TIER_WARM;
+            else if (t->type == JSON_STRING && strcmp(t->str, "cold") == 0) to = TDB_TIER_COLD;
+            else {
+                rc = tdb_err(err, TDB_EINVAL, "invalid_tier", "\"to\" must be \"hot\", \"warm\" or \"cold\"");
+                goto done;
+            }
+        }
+    }
+    char *out = NULL;
+    rc = tdb_tier_move(db_of(req), req->segments[SEG_NAME], promote, to, &out, err);
+    if (rc == 0) reply_json(rep, 200, out);
+done:
+    json_doc_free(doc);
+    return rc;
+}
+
+static int h_tier_promote(server_request *req, server_reply *rep, tdb_error *err) {
+    return tier_move(req, rep, true, err);
+}
+
+static int h_tier_demote(server_request *req, server_reply *rep, tdb_error *err) {
+    return tier_move(req, rep, false, err);
+}
+
+static int h_tiering(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_tiering_json(db_of(req), &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
+}
+
+static int h_tiering_cycle(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_tiering_cycle_json(db_of(req), &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
 }
