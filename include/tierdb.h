@@ -198,6 +198,23 @@ int tdb_tiering_json(tdb_db *db, char **out_json, tdb_error *err);
 /* Runs one policy cycle now; *out_json is its report. */
 int tdb_tiering_cycle_json(tdb_db *db, char **out_json, tdb_error *err);
 
+/* ---- Snapshots (API.md "Snapshots") ---------------------------------- */
+
+/* Writes a Parquet snapshot of the collection to the object store without
+ * blocking writes; *out_json: {"snapshot_id", "created_at", "documents",
+ * "size_bytes", "format", "location"}. */
+int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_error *err);
+/* {"snapshots": [...]}, oldest first. */
+int tdb_snapshot_list_json(tdb_db *db, const char *name, char **out_json, tdb_error *err);
+/* Restores snapshot_id into the collection (body NULL or {}: replaces its
+ * contents) or into a new collection ({"into": "other"}; TDB_EEXIST if it
+ * exists). *out_json: the restored collection object. */
+int tdb_snapshot_restore_json(tdb_db *db, const char *name, const char *snapshot_id,
+                              const char *body, size_t body_len, char **out_json, tdb_error *err);
+int tdb_snapshot_delete(tdb_db *db, const char *name, const char *snapshot_id, tdb_error *err);
+
+/* ---- Bulk import and metrics (declared below by their own section) --- */
+
 /* ---- Operations ----------------------------------------------------- */
 
 /* Number of collections in the catalog. */
