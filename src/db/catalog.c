@@ -10,6 +10,9 @@
  *               access_count INTEGER, access_window_start INTEGER,
  *               window_count INTEGER, snapshot_id TEXT, object_bytes INTEGER,
  *               cold_documents INTEGER, cold_since INTEGER)
+ *   snapshots(id TEXT PRIMARY KEY, collection TEXT, created_at INTEGER,
+ *             documents INTEGER, size_bytes INTEGER, object_key TEXT,
+ *             location TEXT, config TEXT, dimension INTEGER, metric INTEGER)
  *
  * Times are ms since the epoch. AUTOINCREMENT so that an id (and so a
  * directory name) is never reused after a drop: a half-removed directory of
@@ -79,7 +82,12 @@ int catalog_open(const char *path, catalog **out, tdb_error *err) {
                    " window_count INTEGER NOT NULL DEFAULT 0, snapshot_id TEXT,"
                    " object_bytes INTEGER NOT NULL DEFAULT 0,"
                    " cold_documents INTEGER NOT NULL DEFAULT 0,"
-                   " cold_since INTEGER NOT NULL DEFAULT 0);",
+                   " cold_since INTEGER NOT NULL DEFAULT 0);"
+                   "CREATE TABLE IF NOT EXISTS snapshots("
+                   " id TEXT PRIMARY KEY, collection TEXT NOT NULL, created_at INTEGER NOT NULL,"
+                   " documents INTEGER NOT NULL, size_bytes INTEGER NOT NULL,"
+                   " object_key TEXT NOT NULL, location TEXT NOT NULL, config TEXT NOT NULL,"
+                   " dimension INTEGER NOT NULL, metric INTEGER NOT NULL);",
                    err)) != 0)
         goto fail;
     /* Refuse a catalog written by a newer build rather than misread it. */
@@ -295,4 +303,124 @@ rollback:
 done:
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+int catalog_snapshot_insert(catalog *c, const catalog_snapshot *s, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO snapshots(id, collection, created_at, documents, size_bytes,"
+                           " object_key, location, config, dimension, metric)"
+                           " VALUES(?,?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare snapshot insert");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, s->collection, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, s->created_at_ms);
+    sqlite3_bind_int64(st, 4, s->documents);
+    sqlite3_bind_int64(st, 5, s->size_bytes);
+    sqlite3_bind_text(st, 6, s->object_key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, s->location, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, s->config, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, s->dimension);
+    sqlite3_bind_int64(st, 10, s->metric);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(c, err, "snapshot insert");
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int catalog_snapshot_list(catalog *c, const char *collection, const char *id,
+                          catalog_snapshot **out, size_t *n_out, tdb_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    catalog_snapshot *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT id, collection, created_at, documents, size_bytes, object_key,"
+                           " location, config, dimension, metric FROM snapshots"
+                           " WHERE collection=? AND (?2 IS NULL OR id=?2) ORDER BY created_at, id",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare snapshot list");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, collection, -1, SQLITE_STATIC);
+    if (id) sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 2);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            catalog_snapshot *r = realloc(rows, cap * sizeof *rows);
+            if (r == NULL) {
+                rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+                goto done;
+            }
+            rows = r;
+        }
+        catalog_snapshot *r = &rows[n++];
+        memset(r, 0, sizeof *r);
+        r->id = col_strdup(st, 0);
+        r->collection = col_strdup(st, 1);
+        r->created_at_ms = sqlite3_column_int64(st, 2);
+        r->documents = sqlite3_column_int64(st, 3);
+        r->size_bytes = sqlite3_column_int64(st, 4);
+        r->object_key = col_strdup(st, 5);
+        r->location = col_strdup(st, 6);
+        r->config = col_strdup(st, 7);
+        r->dimension = (uint32_t)sqlite3_column_int64(st, 8);
+        r->metric = (tdb_metric)sqlite3_column_int64(st, 9);
+        if (!r->id || !r->collection || !r->object_key || !r->location || !r->config) {
+            rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+    }
+    if (s != SQLITE_DONE) rc = sql_err(c, err, "snapshot list");
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == 0 && id && n == 0)
+        rc = tdb_err(err, TDB_ENOTFOUND, "snapshot_not_found",
+                     "snapshot \"%s\" of collection \"%s\" does not exist", id, collection);
+    if (rc) {
+        catalog_snapshots_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
+int catalog_snapshot_delete(catalog *c, const char *id, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(c->db, "DELETE FROM snapshots WHERE id=?", -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_err(c, err, "prepare snapshot delete");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(c, err, "snapshot delete");
+done:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void catalog_snapshots_free(catalog_snapshot *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(s[i].id);
+        free(s[i].collection);
+        free(s[i].object_key);
+        free(s[i].location);
+        free(s[i].config);
+    }
+    free(s);
 }

@@ -39,6 +39,29 @@ typedef struct catalog_row {
     int64_t cold_since_ms;       /* when it went cold (0 otherwise) */
 } catalog_row;
 
+/* A snapshot (API.md "Snapshots"): keyed by the collection's name, so
+ * snapshots kept when a collection is dropped can restore it later. */
+typedef struct catalog_snapshot {
+    char *id;
+    char *collection;
+    int64_t created_at_ms;
+    int64_t documents;
+    int64_t size_bytes;
+    char *object_key;
+    char *location;
+    char *config;          /* the collection's canonical config when taken */
+    uint32_t dimension;
+    tdb_metric metric;
+} catalog_snapshot;
+
+int catalog_snapshot_insert(catalog *c, const catalog_snapshot *s, tdb_error *err);
+/* Snapshots of a collection (by name), oldest first; id NULL: all of them,
+ * else only that one (TDB_ENOTFOUND when absent). */
+int catalog_snapshot_list(catalog *c, const char *collection, const char *id,
+                          catalog_snapshot **out, size_t *n, tdb_error *err);
+int catalog_snapshot_delete(catalog *c, const char *id, tdb_error *err);
+void catalog_snapshots_free(catalog_snapshot *s, size_t n);
+
 int catalog_open(const char *path, catalog **out, tdb_error *err);
 void catalog_close(catalog *c);
 /* Inserts a collection; TDB_EEXIST when the name is taken. Sets row->id. */

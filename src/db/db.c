@@ -286,6 +286,20 @@ static void remove_orphans(tdb_db *db, const catalog_row *rows, size_t n) {
         if (e->d_name[0] == '.') continue;
         char *end;
         long long id = strtoll(e->d_name, &end, 10);
+        if (strcmp(end, ".old") == 0) {
+            /* An in-place restore stopped between its two renames
+             * (snapshot.c): the old contents go back. */
+            char live[32];
+            snprintf(live, sizeof live, "%lld", id);
+            char *from = path_join(db->collections_dir, e->d_name);
+            char *to = path_join(db->collections_dir, live);
+            if (from && to && !fio_exists(to)) {
+                log_msg(LOG_WARN, "restoring %s to %s after an interrupted restore", from, to);
+                fio_rename(from, to);
+            }
+            free(from);
+            free(to);
+        }
         bool owned = false;
         /* A cold collection has no local directory (a leftover is from a
          * move that committed before it could delete it); an .incoming
@@ -321,10 +335,19 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
         rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
         goto fail;
     }
+    int e;
+    if ((e = fio_mkdir_p(db->collections_dir)) != 0) {
+        rc = tdb_err(err, TDB_EIO, "io_error", "cannot create data directory %s: %s",
+                     db->collections_dir, strerror(-e));
+        goto fail;
+    }
     if (opts->object_store) {
         db->object_store = strdup(opts->object_store);
     } else {
-        char *objects = path_join(db->data_dir, "objects");
+        /* Absolute, so snapshot locations name a file anyone can open. */
+        char *abs = realpath(db->data_dir, NULL);
+        char *objects = path_join(abs ? abs : db->data_dir, "objects");
+        free(abs);
         size_t n = strlen(objects ? objects : "") + 8;
         db->object_store = malloc(n);
         if (db->object_store && objects) snprintf(db->object_store, n, "file://%s", objects);
@@ -336,12 +359,6 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
     if (db->opts.background_threads == 0) db->opts.background_threads = 1;
     clock_use_test(opts->test_clock);
 
-    int e;
-    if ((e = fio_mkdir_p(db->collections_dir)) != 0) {
-        rc = tdb_err(err, TDB_EIO, "io_error", "cannot create data directory %s: %s",
-                     db->collections_dir, strerror(-e));
-        goto fail;
-    }
     char *lock_path = path_join(db->data_dir, "LOCK");
     db->lock_fd = lock_path ? open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
     free(lock_path);
@@ -391,6 +408,9 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
         }
     }
     remove_orphans(db, rows, nrows);
+    char *tmp = path_join(db->data_dir, "tmp"); /* snapshot files in flight */
+    if (tmp) fio_rmtree(tmp);
+    free(tmp);
     catalog_rows_free(rows, nrows);
     rows = NULL;
     nrows = 0;
@@ -635,10 +655,10 @@ int tdb_collection_drop(tdb_db *db, const char *name, bool keep_snapshots, tdb_e
     char *dir = path_join(db->collections_dir, sub);
     char *trash = path_join(db->collections_dir, gone);
     if ((rc = catalog_delete(db->cat, c->id, err)) != 0) goto free_paths;
+    if (!keep_snapshots) db_snapshots_drop(db, name);
     st_close(c->st);
     c->st = NULL;
     c->dropped = true;
-    (void)keep_snapshots;
     if (dir && trash && fio_exists(dir)) {
         int e = fio_rename(dir, trash);
         if (e == 0) e = fio_rmtree(trash);

@@ -159,6 +159,9 @@ char *db_coll_dir(tdb_db *db, const db_coll *c);
 /* Current stats: from st when open, else the cached ones (or zeros). */
 void db_coll_stats(db_coll *c, st_stats *out);
 
+/* Snapshots (snapshot.c): deletes every snapshot of a collection. */
+void db_snapshots_drop(tdb_db *db, const char *name);
+
 /* Schemas (schema.c). */
 bool schema_name_valid(const char *name, size_t len);
 /* Parses a create body; fills name/dimension/metric/schema. */

@@ -77,6 +77,10 @@ static int h_tier_promote(server_request *, server_reply *, tdb_error *);
 static int h_tier_demote(server_request *, server_reply *, tdb_error *);
 static int h_tiering(server_request *, server_reply *, tdb_error *);
 static int h_tiering_cycle(server_request *, server_reply *, tdb_error *);
+static int h_snapshot_create(server_request *, server_reply *, tdb_error *);
+static int h_snapshot_list(server_request *, server_reply *, tdb_error *);
+static int h_snapshot_restore(server_request *, server_reply *, tdb_error *);
+static int h_snapshot_delete(server_request *, server_reply *, tdb_error *);
 
 /* Literal routes come before routes whose pattern captures the same
  * position, so "POST .../documents/delete" is the bulk delete while
@@ -100,10 +104,10 @@ static const route routes[] = {
     {"POST", "/v1/collections/{name}/tier/unpin", ROUTE_WRITE, h_tier_unpin},
     {"POST", "/v1/collections/{name}/tier/promote", ROUTE_JSON | ROUTE_WRITE, h_tier_promote},
     {"POST", "/v1/collections/{name}/tier/demote", ROUTE_JSON | ROUTE_WRITE, h_tier_demote},
-    {"POST", "/v1/collections/{name}/snapshots", ROUTE_WRITE, NULL},
-    {"GET", "/v1/collections/{name}/snapshots", 0, NULL},
-    {"POST", "/v1/collections/{name}/snapshots/{snapshot}/restore", ROUTE_JSON | ROUTE_WRITE, NULL},
-    {"DELETE", "/v1/collections/{name}/snapshots/{snapshot}", ROUTE_WRITE, NULL},
+    {"POST", "/v1/collections/{name}/snapshots", ROUTE_WRITE, h_snapshot_create},
+    {"GET", "/v1/collections/{name}/snapshots", 0, h_snapshot_list},
+    {"POST", "/v1/collections/{name}/snapshots/{snapshot}/restore", ROUTE_JSON | ROUTE_WRITE, h_snapshot_restore},
+    {"DELETE", "/v1/collections/{name}/snapshots/{snapshot}", ROUTE_WRITE, h_snapshot_delete},
     {"GET", "/v1/tiering", 0, h_tiering},
     {"POST", "/v1/tiering/cycle", ROUTE_WRITE, h_tiering_cycle},
     {"POST", "/v1/debug/clock", ROUTE_JSON | ROUTE_WRITE | ROUTE_TEST_CLOCK, h_debug_clock},
@@ -695,5 +699,41 @@ static int h_tiering_cycle(server_request *req, server_reply *rep, tdb_error *er
     int rc = tdb_tiering_cycle_json(db_of(req), &out, err);
     if (rc != 0) return rc;
     reply_json(rep, 200, out);
+    return 0;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+#define SEG_SNAPSHOT 4 /* /v1/collections/{name}/snapshots/{snapshot} */
+
+static int h_snapshot_create(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_snapshot_create_json(db_of(req), req->segments[SEG_NAME], &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 201, out);
+    return 0;
+}
+
+static int h_snapshot_list(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_snapshot_list_json(db_of(req), req->segments[SEG_NAME], &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
+}
+
+static int h_snapshot_restore(server_request *req, server_reply *rep, tdb_error *err) {
+    char *out = NULL;
+    int rc = tdb_snapshot_restore_json(db_of(req), req->segments[SEG_NAME], req->segments[SEG_SNAPSHOT],
+                                       req->body.data, req->body.len, &out, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, out);
+    return 0;
+}
+
+static int h_snapshot_delete(server_request *req, server_reply *rep, tdb_error *err) {
+    int rc = tdb_snapshot_delete(db_of(req), req->segments[SEG_NAME], req->segments[SEG_SNAPSHOT], err);
+    if (rc != 0) return rc;
+    reply_jsonf(rep, 200, "{\"deleted\": true}");
     return 0;
 }
