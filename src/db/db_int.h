@@ -161,6 +161,15 @@ void db_coll_stats(db_coll *c, st_stats *out);
 
 /* Snapshots (snapshot.c): deletes every snapshot of a collection. */
 void db_snapshots_drop(tdb_db *db, const char *name);
+/* Writes every live document of st as a Parquet snapshot file at path. */
+int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
+                     uint64_t *size, tdb_error *err);
+/* Upserts every row of the Parquet file at path into st. */
+int db_load_parquet(const char *path, uint32_t dim, st_collection *st, tdb_error *err);
+/* DATA/tmp/<file> (malloc'd); the directory is emptied at open. */
+char *db_tmp_path(tdb_db *db, const char *file);
+/* Storage options for a collection directory of db. */
+void db_storage_options(tdb_db *db, st_options *so);
 
 /* Schemas (schema.c). */
 bool schema_name_valid(const char *name, size_t len);

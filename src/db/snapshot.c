@@ -32,7 +32,7 @@
 #define SNAP_PAGE_DOCS 1000    /* documents read per scan page while writing */
 #define SNAP_RESTORE_BATCH 1000 /* documents per WAL record while restoring */
 
-static char *tmp_path(tdb_db *db, const char *file) {
+char *db_tmp_path(tdb_db *db, const char *file) {
     size_t n = strlen(db->data_dir) + strlen(file) + 8;
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/tmp/%s", db->data_dir, file);
@@ -63,7 +63,7 @@ static int finish(buf *b, char **out_json, tdb_error *err) {
 }
 
 /* Writes every live document of st to a Parquet file at path. */
-static int write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
+int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
                          uint64_t *size, tdb_error *err) {
     pq_attr_def *defs = calloc(c->schema.attr_count ? c->schema.attr_count : 1, sizeof *defs);
     if (defs == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
@@ -125,8 +125,8 @@ int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_
     snprintf(id + k, sizeof id - k, "-%06llx", (unsigned long long)(clock_mono_ns() & 0xffffff));
     snprintf(file, sizeof file, "%s.parquet", id);
     snprintf(key, sizeof key, "snapshots/%s/%s.parquet", c->name, id);
-    char *path = tmp_path(db, file);
-    char *tmpdir = tmp_path(db, "");
+    char *path = db_tmp_path(db, file);
+    char *tmpdir = db_tmp_path(db, "");
     uint64_t docs = 0, size = 0;
     buf b = BUF_INIT, cfg = BUF_INIT;
     if (!path || !tmpdir || fio_mkdir_p(tmpdir) != 0) {
@@ -134,7 +134,7 @@ int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_
         db_coll_end(c);
         goto done;
     }
-    rc = write_parquet(c, st, path, &docs, &size, err);
+    rc = db_write_parquet(c, st, path, &docs, &size, err);
     db_coll_end(c); /* no lock across the upload */
     c = NULL;
     if (rc) goto done;
@@ -189,7 +189,7 @@ int tdb_snapshot_list_json(tdb_db *db, const char *name, char **out_json, tdb_er
 }
 
 /* Loads every row of the Parquet file at path into st, in batches. */
-static int load_parquet(const char *path, uint32_t dim, st_collection *st, tdb_error *err) {
+int db_load_parquet(const char *path, uint32_t dim, st_collection *st, tdb_error *err) {
     pq_reader *r = NULL;
     int rc = pq_reader_open(path, &r, err);
     if (rc) return rc;
@@ -254,8 +254,8 @@ done:
 static int fetch(tdb_db *db, const catalog_snapshot *s, char **path, tdb_error *err) {
     char file[96];
     snprintf(file, sizeof file, "restore-%.60s.parquet", s->id);
-    char *tmpdir = tmp_path(db, "");
-    *path = tmp_path(db, file);
+    char *tmpdir = db_tmp_path(db, "");
+    *path = db_tmp_path(db, file);
     int rc = 0;
     if (!tmpdir || !*path || fio_mkdir_p(tmpdir) != 0)
         rc = tdb_err(err, TDB_EIO, "io_error", "cannot create the temporary directory");
@@ -265,7 +265,7 @@ static int fetch(tdb_db *db, const catalog_snapshot *s, char **path, tdb_error *
     return rc;
 }
 
-static void storage_options(tdb_db *db, st_options *so) {
+void db_storage_options(tdb_db *db, st_options *so) {
     *so = (st_options){
         .fsync = db->opts.fsync,
         .fsync_interval_ms = db->opts.fsync_interval_ms,
@@ -296,7 +296,7 @@ static int restore_into(tdb_db *db, const catalog_snapshot *s, const char *path,
     st_collection *st;
     rc = db_coll_begin(db, into, &c, &st, err);
     if (rc == 0) {
-        rc = load_parquet(path, s->dimension, st, err);
+        rc = db_load_parquet(path, s->dimension, st, err);
         if (rc == 0) rc = st_flush(st, err);
         db_coll_end(c);
     }
@@ -323,10 +323,10 @@ static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error 
     if ((rc = db_tier_promote_cold(db, c, err)) != 0) goto unlock;
     fio_rmtree(fresh);
     st_options so;
-    storage_options(db, &so);
+    db_storage_options(db, &so);
     st_collection *st = NULL;
     rc = st_open(fresh, c->dimension, c->metric, &so, &st, err);
-    if (rc == 0) rc = load_parquet(path, c->dimension, st, err);
+    if (rc == 0) rc = db_load_parquet(path, c->dimension, st, err);
     if (rc == 0) rc = st_flush(st, err);
     st_close(st);
     if (rc) {

@@ -176,6 +176,72 @@ static change_mark mark_of(db_coll *c) {
     return m;
 }
 
+/* Writes the collection as Parquet to DATA/tmp and uploads it as
+ * prefix/data.parquet. Holds the read lock only while reading local data. */
+static int upload_parquet(tdb_db *db, db_coll *c, const char *prefix, uint64_t *bytes,
+                          tdb_error *err) {
+    char file[64], key[OBJSTORE_MAX_KEY_BYTES + 1];
+    snprintf(file, sizeof file, "cold-%lld.parquet", (long long)c->id);
+    snprintf(key, sizeof key, "%s/data.parquet", prefix);
+    char *tmpdir = db_tmp_path(db, "");
+    char *path = db_tmp_path(db, file);
+    int rc = 0;
+    if (!tmpdir || !path || fio_mkdir_p(tmpdir) != 0) {
+        rc = tdb_err(err, TDB_EIO, "io_error", "cannot create the temporary directory");
+        goto done;
+    }
+    uint64_t docs = 0;
+    pthread_rwlock_rdlock(&c->rw);
+    st_collection *st;
+    rc = db_coll_storage(db, c, &st, err);
+    if (rc == 0) rc = db_write_parquet(c, st, path, &docs, bytes, err);
+    pthread_rwlock_unlock(&c->rw);
+    if (rc == 0) rc = objstore_put_file(db->store, key, path, err);
+done:
+    if (path) fio_unlink(path);
+    free(path);
+    free(tmpdir);
+    return rc;
+}
+
+/* cold -> warm from the Parquet copy alone: rebuilds segments and indexes
+ * in dir (which must not exist) through dir.incoming. */
+static int download_parquet(tdb_db *db, db_coll *c, const char *prefix, const char *dir,
+                            tdb_error *err) {
+    char file[64], key[OBJSTORE_MAX_KEY_BYTES + 1];
+    snprintf(file, sizeof file, "warm-%lld.parquet", (long long)c->id);
+    snprintf(key, sizeof key, "%s/data.parquet", prefix);
+    char *tmpdir = db_tmp_path(db, "");
+    char *path = db_tmp_path(db, file);
+    size_t n = strlen(dir) + 16;
+    char *incoming = malloc(n);
+    int rc = 0;
+    if (!tmpdir || !path || !incoming || fio_mkdir_p(tmpdir) != 0) {
+        rc = tdb_err(err, TDB_EIO, "io_error", "cannot create the temporary directory");
+        goto done;
+    }
+    snprintf(incoming, n, "%s.incoming", dir);
+    fio_rmtree(incoming);
+    if ((rc = objstore_get_file(db->store, key, path, err)) != 0) goto done;
+    st_options so;
+    db_storage_options(db, &so);
+    st_collection *st = NULL;
+    rc = st_open(incoming, c->dimension, c->metric, &so, &st, err);
+    if (rc == 0) rc = db_load_parquet(path, c->dimension, st, err);
+    if (rc == 0) rc = st_flush(st, err);
+    st_close(st);
+    int e = rc == 0 ? fio_rename(incoming, dir) : 0;
+    if (e != 0) rc = tdb_err(err, TDB_EIO, "io_error", "cannot move %s into place: %s", incoming,
+                             strerror(-e));
+    if (rc) fio_rmtree(incoming);
+done:
+    if (path) fio_unlink(path);
+    free(path);
+    free(tmpdir);
+    free(incoming);
+    return rc;
+}
+
 /* warm -> cold: upload a verified copy, commit, then delete local files. */
 static int move_warm_to_cold(tdb_db *db, db_coll *c, tdb_error *err) {
     int rc = 0;
@@ -203,9 +269,14 @@ static int move_warm_to_cold(tdb_db *db, db_coll *c, tdb_error *err) {
              (long long)clock_now_ms(), (unsigned long long)(clock_mono_ns() % 1000000));
     tier_copy_info info;
     uint64_t t0 = clock_mono_ns();
-    rc = tier_copy_upload(db->store, dir, prefix, &info, err); /* invariant 2: no lock */
     uploaded = true;
+    /* The portable copy first (DESIGN.md: Parquet is the open copy; it is
+     * also what cold -> warm falls back to if the segment copy is unusable). */
+    uint64_t pq_bytes = 0;
+    if ((rc = upload_parquet(db, c, prefix, &pq_bytes, err)) != 0) goto done;
+    rc = tier_copy_upload(db->store, dir, prefix, &info, err); /* invariant 2: no lock */
     if (rc) goto done;
+    info.bytes += pq_bytes;
     pthread_rwlock_wrlock(&c->rw);
     change_mark after = mark_of(c);
     if (memcmp(&before, &after, sizeof before) != 0) {
@@ -270,7 +341,15 @@ static int move_cold_to_warm(tdb_db *db, db_coll *c, tdb_error *err) {
     }
     uint64_t t0 = clock_mono_ns();
     fio_rmtree(dir); /* a leftover of an interrupted move (invariant 1) */
-    if ((rc = tier_copy_download(db->store, prefix, dir, err)) != 0) goto done;
+    rc = tier_copy_download(db->store, prefix, dir, err);
+    if (rc == TDB_ECORRUPT || rc == TDB_ENOTFOUND) {
+        /* The segment copy is unusable (damaged, or written by an
+         * incompatible build): rebuild from the portable Parquet copy. */
+        log_msg(LOG_WARN, "collection %s: segment copy unusable (%s); restoring from Parquet",
+                c->name, err ? err->message : tdb_strerror(rc));
+        rc = download_parquet(db, c, prefix, dir, err);
+    }
+    if (rc) goto done;
     pthread_rwlock_wrlock(&c->rw);
     pthread_mutex_lock(&c->state_mu);
     char *old = c->snapshot_id;
