@@ -6,12 +6,19 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CTEST_ARGS ?=
 
-.PHONY: all deps build asan run test test-release test-asan clean bench
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD ?= build-fuzz
+
+.PHONY: all deps peers build asan run test test-release test-asan fuzz clean
 
 all: build
 
 deps:
 	bash scripts/deps.sh
+
+# npm packages the tests start as real peers (s3rver, DuckDB).
+peers:
+	bash scripts/test-peers.sh
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -34,9 +41,15 @@ test-asan: asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j$(JOBS) -E 'e2e.conformance' $(CTEST_ARGS)
 
-test: deps
+test: deps peers
 	$(MAKE) test-release
 	$(MAKE) test-asan
+
+# libFuzzer targets (docs/fuzzing.md): each runs FUZZ_SECONDS, then the
+# whole committed corpus is replayed.
+fuzz: deps
+	bash tests/fuzz/build.sh $(FUZZ_BUILD)
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -8,9 +8,15 @@ PKGS=(
   build-essential cmake pkg-config clang
   libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
   libzstd-dev libsnappy-dev libroaring-dev libstemmer-dev libutf8proc-dev
-  libcmocka-dev
-  python3 python3-numpy zstd unicode-data sqlite3 curl ca-certificates
+  libcmocka-dev libclang-rt-14-dev
+  python3 python3-numpy python3-botocore python3-prometheus-client
+  zstd unicode-data sqlite3 curl ca-certificates
 )
+# Node.js runs the test peers (s3rver, DuckDB); a machine may already have
+# a newer one outside Debian's packages, which is fine.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
