@@ -827,6 +827,7 @@ int db_tiering_open(tdb_db *db, tdb_error *err) {
     objstore_options_default(&so);
     so.endpoint = o->s3_endpoint;
     so.path_style = o->s3_path_style;
+    so.fsync = o->fsync != TDB_FSYNC_NONE; /* local copies as durable as the WAL */
     int rc = objstore_open(db->object_store, &so, &db->store, err);
     if (rc) return rc;
     return objstore_check(db->store, err);
