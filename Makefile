@@ -7,6 +7,7 @@ ASAN_BUILD ?= build-asan
 CTEST_ARGS ?=
 
 FUZZ_SECONDS ?= 30
+TEST_FUZZ_SECONDS ?= 3
 FUZZ_BUILD ?= build-fuzz
 
 .PHONY: all deps peers build asan run test test-release test-asan fuzz clean
@@ -44,6 +45,7 @@ test-asan: asan
 test: deps peers
 	$(MAKE) test-release
 	$(MAKE) test-asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # libFuzzer targets (docs/fuzzing.md): each runs FUZZ_SECONDS, then the
 # whole committed corpus is replayed.
