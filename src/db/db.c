@@ -206,7 +206,40 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
             .compaction_min_segments = db->opts.compaction_min_segments,
             .background = db->background,
         };
+        /* Index configuration from the schema: full-text fields in
+         * declaration order (st_text_field_find maps names back), and the
+         * per-segment HNSW graph with its codes. st_open copies it all. */
+        const coll_schema *sc = &c->schema;
+        st_text_field *tf = calloc(sc->attr_count ? sc->attr_count : 1, sizeof *tf);
+        if (tf == NULL) {
+            free(dir);
+            rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < sc->attr_count; i++) {
+            const attr_decl *a = &sc->attrs[i];
+            if (!a->full_text) continue;
+            st_text_field *f = &tf[so.n_text_fields++];
+            f->name = a->name;
+            f->analyzer.language = a->language;
+            /* Stemming and stopwords mean nothing without a language. */
+            f->analyzer.stemming = a->language != NULL && a->stemming;
+            f->analyzer.stopwords = a->language != NULL && a->stopwords;
+        }
+        so.text_fields = tf;
+        if (c->dimension > 0) {
+            /* st_open brings m and ef_construction into the graph's bounds. */
+            so.vector_index.m = (uint32_t)(sc->hnsw_m > 0 ? sc->hnsw_m : DB_DEFAULT_HNSW_M);
+            so.vector_index.ef_construction =
+                (uint32_t)(sc->ef_construction > 0 ? sc->ef_construction
+                                                   : DB_DEFAULT_EF_CONSTRUCTION);
+            so.vector_index.quantization = strcmp(sc->quantization, "sq8") == 0      ? ST_QUANT_SQ8
+                                           : strcmp(sc->quantization, "rabitq") == 0 ? ST_QUANT_RABITQ
+                                                                                     : ST_QUANT_NONE;
+            so.vector_index.build_threads = ST_DEFAULT_BUILD_THREADS;
+        }
         rc = st_open(dir, c->dimension, c->metric, &so, &c->st, err);
+        free(tf);
         free(dir);
         if (rc != 0) {
             log_msg(LOG_ERROR, "collection %s: cannot open storage: %s", c->name,
@@ -699,6 +732,26 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
     buf_putc(&b, '[');
     pthread_mutex_lock(&db->mu);
     if (db->problems.len) buf_append(&b, db->problems.data, db->problems.len);
+    /* Collections refusing writes after a failed fsync or flush (PostgreSQL's
+     * lesson: report, never retry and pretend). */
+    for (size_t i = 0; i < db->map_size; i++)
+        for (db_coll *e = db->map[i]; e; e = e->next) {
+            pthread_mutex_lock(&e->mu);
+            st_stats s;
+            bool ro = false;
+            if (e->st) {
+                st_stats_get(e->st, &s);
+                ro = s.read_only;
+            }
+            pthread_mutex_unlock(&e->mu);
+            if (!ro) continue;
+            if (b.len > 1) buf_putc(&b, ',');
+            buf_puts(&b, "{\"collection\":");
+            json_write_string(&b, e->name, strlen(e->name));
+            buf_puts(&b, ",\"kind\":\"read_only\",\"message\":\"writes are refused after a failed "
+                         "fsync or flush; the data on disk is intact up to the last acknowledged "
+                         "write; fix the disk and restart to recover\"}");
+        }
     pthread_mutex_unlock(&db->mu);
     buf_putc(&b, ']');
     return finish_json(&b, out_json, err);
