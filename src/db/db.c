@@ -733,18 +733,28 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
     pthread_mutex_lock(&db->mu);
     if (db->problems.len) buf_append(&b, db->problems.data, db->problems.len);
     /* Collections refusing writes after a failed fsync or flush (PostgreSQL's
-     * lesson: report, never retry and pretend). */
-    for (size_t i = 0; i < db->map_size; i++)
-        for (db_coll *e = db->map[i]; e; e = e->next) {
-            pthread_mutex_lock(&e->mu);
-            st_stats s;
-            bool ro = false;
-            if (e->st) {
-                st_stats_get(e->st, &s);
-                ro = s.read_only;
+     * lesson: report, never retry and pretend). Referenced under db->mu,
+     * inspected after it: db_coll_storage takes c->mu before db->mu. */
+    size_t n = 0;
+    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
+    if (all)
+        for (size_t i = 0; i < db->map_size; i++)
+            for (db_coll *e = db->map[i]; e; e = e->next) {
+                atomic_fetch_add(&e->refs, 1);
+                all[n++] = e;
             }
-            pthread_mutex_unlock(&e->mu);
-            if (!ro) continue;
+    pthread_mutex_unlock(&db->mu);
+    for (size_t i = 0; i < n; i++) {
+        db_coll *e = all[i];
+        pthread_mutex_lock(&e->mu);
+        st_stats s;
+        bool ro = false;
+        if (e->st) {
+            st_stats_get(e->st, &s);
+            ro = s.read_only;
+        }
+        pthread_mutex_unlock(&e->mu);
+        if (ro) {
             if (b.len > 1) buf_putc(&b, ',');
             buf_puts(&b, "{\"collection\":");
             json_write_string(&b, e->name, strlen(e->name));
@@ -752,7 +762,9 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
                          "fsync or flush; the data on disk is intact up to the last acknowledged "
                          "write; fix the disk and restart to recover\"}");
         }
-    pthread_mutex_unlock(&db->mu);
+        db_coll_put(e);
+    }
+    free(all);
     buf_putc(&b, ']');
     return finish_json(&b, out_json, err);
 }
