@@ -128,6 +128,8 @@ struct tdb_db {
     pthread_cond_t worker_cv;
     bool worker_stop;
     _Atomic uint64_t moves[5];   /* completed moves by tier_move */
+    _Atomic uint64_t move_failures[5]; /* failed moves by tier_move */
+    _Atomic uint64_t move_us[5]; /* total time of completed moves, microseconds */
 };
 
 /* Registry (db.c). db_coll_get returns a referenced collection or

@@ -396,8 +396,10 @@ static int run_move(tdb_db *db, db_coll *c, tier_move m, tdb_error *err) {
     case TIER_MOVE_COLD_TO_WARM: rc = move_cold_to_warm(db, c, err); break;
     default: return 0;
     }
+    if (rc != 0) atomic_fetch_add(&db->move_failures[m], 1);
     if (rc == 0) {
         atomic_fetch_add(&db->moves[m], 1);
+        atomic_fetch_add(&db->move_us[m], (clock_mono_ns() - t0) / 1000);
         log_msg(LOG_DEBUG, "collection %s: %s in %.1f ms", c->name, tier_move_name(m),
                 (double)(clock_mono_ns() - t0) / 1e6);
     }
