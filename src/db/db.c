@@ -238,6 +238,20 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
                                                                                      : ST_QUANT_NONE;
             so.vector_index.build_threads = ST_DEFAULT_BUILD_THREADS;
         }
+        /* An in-place restore that failed between its renames leaves the
+         * contents in <dir>.old (snapshot.c): take them back rather than
+         * open an empty directory over them. */
+        size_t old_len = strlen(dir) + 8;
+        char *old = malloc(old_len);
+        if (old) snprintf(old, old_len, "%s.old", dir);
+        if (old && !fio_exists(dir) && fio_exists(old) && fio_rename(old, dir) != 0) {
+            rc = tdb_err(err, TDB_EIO, "io_error",
+                         "collection \"%s\": cannot move its data back from %s", c->name, old);
+            free(old);
+            free(dir);
+            goto done;
+        }
+        free(old);
         rc = st_open(dir, c->dimension, c->metric, &so, &c->st, err);
         free(tf);
         free(dir);
@@ -447,6 +461,7 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
     catalog_rows_free(rows, nrows);
     rows = NULL;
     nrows = 0;
+    db_snapshots_gc(db);
     if ((rc = db_tiering_start(db, err)) != 0) goto fail;
     log_msg(LOG_INFO, "opened %s: %zu collections", db->data_dir, db->coll_count);
     *out = db;
@@ -589,7 +604,13 @@ int tdb_collection_create_json(tdb_db *db, const char *body, size_t body_len, ch
     if (rc) goto done;
     log_msg(LOG_INFO, "created collection %s (id %lld, dimension %u, %s)", name, (long long)row.id,
             dim, metric_name(metric));
-    if ((rc = db_write_collection(db, c, &b, err)) != 0) goto done;
+    if ((rc = db_write_collection(db, c, &b, err)) != 0) {
+        /* Its storage could not be created: a failed create leaves no
+         * collection behind (a leftover directory is an orphan that the
+         * next open removes). */
+        tdb_collection_drop(db, name, false, NULL);
+        goto done;
+    }
     rc = finish_json(&b, out_json, err);
 done:
     db_coll_put(c);

@@ -163,6 +163,8 @@ void db_coll_stats(db_coll *c, st_stats *out);
 
 /* Snapshots (snapshot.c): deletes every snapshot of a collection. */
 void db_snapshots_drop(tdb_db *db, const char *name);
+/* Removes snapshot objects no catalog row lists (at open). */
+void db_snapshots_gc(tdb_db *db);
 /* Writes every live document of st as a Parquet snapshot file at path. */
 int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
                      uint64_t *size, tdb_error *err);

@@ -138,7 +138,10 @@ int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_
     db_coll_end(c); /* no lock across the upload */
     c = NULL;
     if (rc) goto done;
-    if ((rc = objstore_put_file(db->store, key, path, err)) != 0) goto done;
+    if ((rc = objstore_put_file(db->store, key, path, err)) != 0) {
+        objstore_delete(db->store, key, NULL); /* a put may fail after its rename */
+        goto done;
+    }
     db_coll *cc;
     if ((rc = db_coll_get(db, name, &cc, err)) != 0) goto done;
     schema_write_config(&cfg, &cc->schema);
@@ -343,15 +346,17 @@ static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error 
     pthread_mutex_unlock(&c->mu);
     int e = fio_exists(dir) ? fio_rename(dir, old) : 0;
     if (e == 0) e = fio_rename(fresh, dir);
-    if (e != 0) {
-        /* Put the old contents back if they were moved. */
+    bool swapped = e == 0;
+    if (!swapped) {
+        /* Put the old contents back if they were moved; if even that fails,
+         * <dir>.old stays and tdb_open renames it back (never delete it). */
         if (!fio_exists(dir) && fio_exists(old)) fio_rename(old, dir);
         rc = tdb_err(err, TDB_EIO, "io_error", "cannot swap in the restored collection: %s",
                      strerror(-e));
     }
     pthread_rwlock_unlock(&c->rw);
-    fio_rmtree(old);
-    if (rc) fio_rmtree(fresh);
+    if (swapped) fio_rmtree(old);
+    else if (fio_exists(dir)) fio_rmtree(fresh);
 unlock:
     pthread_mutex_unlock(&c->move_mu);
 done:
@@ -415,6 +420,12 @@ int tdb_snapshot_restore_json(tdb_db *db, const char *name, const char *snapshot
         rc = restore_in_place(db, c, path, err);
         if (rc == 0) rc = tdb_collection_get_json(db, name, out_json, err);
     }
+    if (rc == TDB_EREADONLY) {
+        /* The storage that failed was the one being restored into, not a
+         * live collection: report an I/O error, not a read-only state. */
+        rc = tdb_err(err, TDB_EIO, "restore_failed", "restoring snapshot %s failed: %s", snapshot_id,
+                     err ? err->message : "I/O error");
+    }
     if (rc == 0) log_msg(LOG_INFO, "collection %s: restored snapshot %s%s%s", name, snapshot_id,
                          into ? " into " : "", into ? into : "");
 done:
@@ -449,4 +460,42 @@ void db_snapshots_drop(tdb_db *db, const char *name) {
     if (catalog_snapshot_list(db->cat, name, NULL, &s, &n, NULL) != 0) return;
     for (size_t i = 0; i < n; i++) tdb_snapshot_delete(db, name, s[i].id, NULL);
     catalog_snapshots_free(s, n);
+}
+
+/* Deletes objects under snapshots/ that no catalog row lists: what a
+ * snapshot create left when it failed after its upload and could not
+ * delete the object then (e.g. the disk kept failing). Run at open. */
+void db_snapshots_gc(tdb_db *db) {
+    char *after = NULL;
+    for (;;) {
+        objstore_page page = {0};
+        if (objstore_list(db->store, "snapshots/", after, 0, &page, NULL) != 0) {
+            objstore_page_free(&page);
+            break;
+        }
+        free(after);
+        after = page.next ? strdup(page.next) : NULL;
+        for (size_t i = 0; i < page.count; i++) {
+            /* snapshots/<collection>/<id>.parquet */
+            const char *key = page.entries[i].key;
+            const char *coll = key + strlen("snapshots/");
+            const char *slash = strchr(coll, '/');
+            const char *dot = slash ? strstr(slash, ".parquet") : NULL;
+            if (!slash || !dot || (size_t)(slash - coll) > DB_MAX_NAME_BYTES || dot - slash > 80) continue;
+            char name[DB_MAX_NAME_BYTES + 1], id[96];
+            snprintf(name, sizeof name, "%.*s", (int)(slash - coll), coll);
+            snprintf(id, sizeof id, "%.*s", (int)(dot - slash - 1), slash + 1);
+            catalog_snapshot *s = NULL;
+            size_t n = 0;
+            int rc = catalog_snapshot_list(db->cat, name, id, &s, &n, NULL);
+            catalog_snapshots_free(s, n);
+            if (rc == TDB_ENOTFOUND) {
+                log_msg(LOG_INFO, "removing %s: no snapshot lists it", key);
+                objstore_delete(db->store, key, NULL);
+            }
+        }
+        objstore_page_free(&page);
+        if (after == NULL) break;
+    }
+    free(after);
 }
