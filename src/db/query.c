@@ -1,9 +1,27 @@
 /*
- * query.c: the query route: vector search, filter-only listing, and (as
- * the text layer lands) text and hybrid search.
+ * query.c: the query route: vector search (approximate, or exact on
+ * request), BM25 full-text search, hybrid vector + text fused by
+ * reciprocal rank fusion or by a weighted sum, and filter-only listing.
  * Layer: db. The whole body is validated before any search runs; the
  * storage view a search reads is released before the response is built
- * (st_search copies results out).
+ * (st_search_ex / st_search_text copy results out). docs/api.md, "Query".
+ *
+ * Hybrid. Each side is searched alone, with the filter, to a depth of
+ * DB_HYBRID_DEPTH(top_k, k) documents, then fused:
+ *   rrf:      score = sum over the lists holding the document of
+ *             1 / (k + rank), ranks from 1 (k default 60);
+ *   weighted: score = w * v + (1 - w) * t, where v and t are the document's
+ *             vector and text scores min-max normalized over the fetched
+ *             list (v = (d_max - d) / (d_max - d_min) on distances, t =
+ *             (s - s_min) / (s_max - s_min) on BM25 scores; a list whose
+ *             values are all equal gives 1), 0 for a list that lacks the
+ *             document; w = vector_weight (default 0.7).
+ * Ties go by id. Why the RRF depth is enough: a document outside the top
+ * D of both lists scores under 2 / (k + D + 1), while top_k documents each
+ * score at least 1 / (k + top_k) from one list alone; D = 2 top_k + k
+ * makes the first smaller, so the fused top_k holds exactly the documents
+ * it would with unbounded lists (a document seen in one list only may be
+ * missing the other list's small share, under 1 / (k + D)).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -14,22 +32,80 @@
 #include "util/clock.h"
 #include "util/error.h"
 
+/* RRF's k when the query gives none (the RRF paper's and Elasticsearch's). */
+#define DB_RRF_DEFAULT_K 60.0
+/* Largest RRF k accepted: beyond it every rank scores the same. */
+#define DB_RRF_MAX_K 1e6
+#define DB_DEFAULT_VECTOR_WEIGHT 0.7
+/* Each side of a hybrid query fetches at least this many documents, so
+ * small top_k still fuse over a meaningful part of both rankings. */
+#define DB_HYBRID_MIN_DEPTH 100u
+
+typedef enum fusion { FUSION_RRF = 0, FUSION_WEIGHTED } fusion;
+
 typedef struct query_req {
     const json_value *vector;
     const json_value *text;
     const json_value *filter;
+    const json_value *hybrid;
     size_t top_k;
     int ef;
     bool exact;
     bool include_vector;
     bool include_attrs;
     const json_value *attr_list; /* include.attributes as a list of names, or NULL */
+    fusion method;
+    double rrf_k;
+    double vector_weight;
 } query_req;
+
+/* The "hybrid" object: {"method": "rrf", "k": 60} or {"method":
+ * "weighted", "vector_weight": 0.7}. Only meaningful with both a vector
+ * and a text. */
+static int parse_hybrid(query_req *q, tdb_error *err) {
+    if (q->hybrid == NULL) return 0;
+    if (q->vector == NULL || q->text == NULL)
+        return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                       "hybrid fuses a vector search with a text search: give both \"vector\" and "
+                       "\"text\"");
+    const json_value *method = json_get(q->hybrid, "method");
+    if (method != NULL) {
+        if (method->type == JSON_STRING && strcmp(method->str, "rrf") == 0) q->method = FUSION_RRF;
+        else if (method->type == JSON_STRING && strcmp(method->str, "weighted") == 0)
+            q->method = FUSION_WEIGHTED;
+        else
+            return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                           "hybrid.method must be \"rrf\" or \"weighted\"");
+    }
+    for (const json_value *f = q->hybrid->child; f; f = f->next) {
+        if (strcmp(f->key, "method") == 0) continue;
+        if (strcmp(f->key, "k") == 0 && q->method == FUSION_RRF) {
+            if (f->type != JSON_NUMBER || !(f->num >= 0) || f->num > DB_RRF_MAX_K)
+                return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                               "hybrid.k must be a number in 0..%g (default 60)", DB_RRF_MAX_K);
+            q->rrf_k = f->num;
+        } else if (strcmp(f->key, "vector_weight") == 0 && q->method == FUSION_WEIGHTED) {
+            if (f->type != JSON_NUMBER || !(f->num >= 0 && f->num <= 1))
+                return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                               "hybrid.vector_weight must be a number in 0..1 (default 0.7)");
+            q->vector_weight = f->num;
+        } else {
+            return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                           "hybrid.%s is not valid here: rrf takes \"k\", weighted takes "
+                           "\"vector_weight\"",
+                           f->key);
+        }
+    }
+    return 0;
+}
 
 static int parse_query(const json_value *root, query_req *q, tdb_error *err) {
     memset(q, 0, sizeof *q);
     q->top_k = DB_DEFAULT_TOP_K;
     q->include_attrs = true;
+    q->method = FUSION_RRF;
+    q->rrf_k = DB_RRF_DEFAULT_K;
+    q->vector_weight = DB_DEFAULT_VECTOR_WEIGHT;
     if (root->type != JSON_OBJECT)
         return tdb_err(err, TDB_EINVAL, "invalid_request", "the query body must be a JSON object");
     for (const json_value *f = root->child; f; f = f->next) {
@@ -79,8 +155,11 @@ static int parse_query(const json_value *root, query_req *q, tdb_error *err) {
                 }
             }
         } else if (strcmp(k, "hybrid") == 0) {
-            if (f->type != JSON_OBJECT)
-                return tdb_err(err, TDB_EINVAL, "invalid_request", "hybrid must be an object");
+            if (f->type != JSON_OBJECT && f->type != JSON_NULL)
+                return tdb_err(err, TDB_EINVAL, "invalid_hybrid",
+                               "hybrid must be an object such as {\"method\": \"rrf\", \"k\": 60} "
+                               "or {\"method\": \"weighted\", \"vector_weight\": 0.7}");
+            q->hybrid = f->type == JSON_NULL ? NULL : f;
         } else {
             return tdb_err(err, TDB_EINVAL, "invalid_request",
                            "unknown query field \"%s\" (expected vector, text, filter, top_k, ef, "
@@ -88,7 +167,7 @@ static int parse_query(const json_value *root, query_req *q, tdb_error *err) {
                            k);
         }
     }
-    return 0;
+    return parse_hybrid(q, err);
 }
 
 /* Writes the attributes of a result, all or only the listed names. */
@@ -129,6 +208,219 @@ static void write_vector(buf *b, const st_record *r, uint32_t dim, const query_r
     buf_putc(b, ']');
 }
 
+/* A parsed "text": the query string and the fields (st indexes) with
+ * their weights. Arrays hold one entry per full-text field at most. */
+typedef struct text_req {
+    st_text_query q;
+    uint32_t *fields;
+    double *weights;
+} text_req;
+
+static void text_req_free(text_req *t) {
+    free(t->fields);
+    free(t->weights);
+}
+
+/* The storage index of full-text field `name`, or a 400 naming the
+ * problem: unknown, not full-text. */
+static int text_field_index(const db_coll *c, st_collection *st, const char *name, size_t len,
+                            uint32_t *out, tdb_error *err) {
+    int i = st_text_field_find(st, name, len);
+    if (i >= 0) {
+        *out = (uint32_t)i;
+        return 0;
+    }
+    const attr_decl *a = schema_find_attr(&c->schema, name, len);
+    if (a != NULL)
+        return tdb_err(err, TDB_EINVAL, "invalid_text_field",
+                       "attribute \"%.*s\" is not full-text indexed: declare it with "
+                       "\"full_text\" to search it",
+                       (int)(len > 128 ? 128 : len), name);
+    return tdb_err(err, TDB_EINVAL, "invalid_text_field",
+                   "text.fields: \"%.*s\" is not an attribute of collection \"%s\"",
+                   (int)(len > 128 ? 128 : len), name, c->name);
+}
+
+/* Parses "text": a string (every full-text field) or {"query", "fields",
+ * "weights"}. */
+static int parse_text(const db_coll *c, st_collection *st, const json_value *v, bool exact,
+                      text_req *t, tdb_error *err) {
+    memset(t, 0, sizeof *t);
+    size_t nf = st_text_field_count(st);
+    if (nf == 0)
+        return tdb_err(err, TDB_EINVAL, "invalid_text",
+                       "collection \"%s\" has no full-text attributes: declare one with "
+                       "\"full_text\": true to search text",
+                       c->name);
+    t->fields = calloc(nf, sizeof *t->fields);
+    t->weights = calloc(nf, sizeof *t->weights);
+    if (t->fields == NULL || t->weights == NULL)
+        return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+    t->q.exhaustive = exact;
+    if (v->type == JSON_STRING) {
+        t->q.text = v->str;
+        t->q.text_len = v->len;
+        return 0; /* fields NULL: all, weights 1 */
+    }
+    if (v->type != JSON_OBJECT)
+        return tdb_err(err, TDB_EINVAL, "invalid_text",
+                       "text must be a string or {\"query\": \"...\", \"fields\": [...], "
+                       "\"weights\": {\"field\": 2.0}}");
+    const json_value *query = NULL, *fields = NULL, *weights = NULL;
+    for (const json_value *f = v->child; f; f = f->next) {
+        if (strcmp(f->key, "query") == 0) query = f;
+        else if (strcmp(f->key, "fields") == 0) fields = f;
+        else if (strcmp(f->key, "weights") == 0) weights = f;
+        else
+            return tdb_err(err, TDB_EINVAL, "invalid_text",
+                           "unknown text field \"%s\" (expected query, fields, weights)", f->key);
+    }
+    if (query == NULL || query->type != JSON_STRING)
+        return tdb_err(err, TDB_EINVAL, "invalid_text", "text.query must be a string");
+    t->q.text = query->str;
+    t->q.text_len = query->len;
+    uint32_t n = 0;
+    if (fields != NULL && fields->type != JSON_NULL) {
+        if (fields->type != JSON_ARRAY || fields->child == NULL)
+            return tdb_err(err, TDB_EINVAL, "invalid_text",
+                           "text.fields must be a non-empty list of full-text attribute names");
+        for (const json_value *e = fields->child; e; e = e->next) {
+            if (e->type != JSON_STRING)
+                return tdb_err(err, TDB_EINVAL, "invalid_text",
+                               "text.fields must list attribute names (strings)");
+            uint32_t idx;
+            int rc = text_field_index(c, st, e->str, e->len, &idx, err);
+            if (rc) return rc;
+            bool dup = false;
+            for (uint32_t i = 0; i < n; i++) dup |= t->fields[i] == idx;
+            if (dup) continue; /* listing a field twice searches it once */
+            t->fields[n] = idx;
+            t->weights[n] = 1.0;
+            n++;
+        }
+    } else {
+        for (uint32_t i = 0; i < nf; i++) {
+            t->fields[i] = i;
+            t->weights[i] = 1.0;
+        }
+        n = (uint32_t)nf;
+    }
+    if (weights != NULL && weights->type != JSON_NULL) {
+        if (weights->type != JSON_OBJECT)
+            return tdb_err(err, TDB_EINVAL, "invalid_text",
+                           "text.weights must be an object {\"field\": weight}");
+        for (const json_value *w = weights->child; w; w = w->next) {
+            uint32_t idx;
+            int rc = text_field_index(c, st, w->key, w->key_len, &idx, err);
+            if (rc) return rc;
+            if (w->type != JSON_NUMBER || !(w->num >= 0) || isinf(w->num))
+                return tdb_err(err, TDB_EINVAL, "invalid_text",
+                               "text.weights.%s must be a finite number >= 0", w->key);
+            uint32_t i = 0;
+            while (i < n && t->fields[i] != idx) i++;
+            if (i == n)
+                return tdb_err(err, TDB_EINVAL, "invalid_text",
+                               "text.weights.%s: that field is not among text.fields", w->key);
+            t->weights[i] = w->num;
+        }
+    }
+    t->q.fields = t->fields;
+    t->q.weights = t->weights;
+    t->q.n_fields = n;
+    return 0;
+}
+
+/* One document of a hybrid fusion. */
+typedef struct fused {
+    const st_hit *hit;     /* its record (from either list) */
+    uint32_t vrank, trank; /* 1-based ranks; 0 = not in that list */
+    float distance;
+    double text_score;
+    double score;
+} fused;
+
+static int fused_by_id(const void *a, const void *b) {
+    const st_record *x = &((const fused *)a)->hit->rec, *y = &((const fused *)b)->hit->rec;
+    uint32_t m = x->id_len < y->id_len ? x->id_len : y->id_len;
+    int c = memcmp(x->id, y->id, m);
+    if (c) return c;
+    return x->id_len < y->id_len ? -1 : x->id_len > y->id_len;
+}
+
+static int fused_by_score(const void *a, const void *b) {
+    const fused *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return fused_by_id(a, b);
+}
+
+/* Fuses the two ranked lists into *out (malloc'd, sorted best first). */
+static int fuse(const query_req *q, const st_hit *vh, size_t nv, const st_hit *th, size_t nt,
+                fused **out, size_t *n_out, tdb_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    size_t total = nv + nt;
+    if (total == 0) return 0;
+    fused *all = calloc(total, sizeof *all);
+    if (all == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory fusing results");
+    for (size_t i = 0; i < nv; i++)
+        all[i] = (fused){&vh[i], (uint32_t)i + 1, 0, vh[i].distance, 0, 0};
+    for (size_t i = 0; i < nt; i++)
+        all[nv + i] = (fused){&th[i], 0, (uint32_t)i + 1, 0, th[i].score, 0};
+    /* Merge the two entries of a document found by both searches. */
+    qsort(all, total, sizeof *all, fused_by_id);
+    size_t n = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (n > 0 && fused_by_id(&all[n - 1], &all[i]) == 0) {
+            fused *d = &all[n - 1];
+            if (all[i].vrank) {
+                d->vrank = all[i].vrank;
+                d->distance = all[i].distance;
+                d->hit = all[i].hit; /* the vector side's record carries the vector */
+            }
+            if (all[i].trank) {
+                d->trank = all[i].trank;
+                d->text_score = all[i].text_score;
+            }
+            continue;
+        }
+        all[n++] = all[i];
+    }
+    float dmin = nv ? vh[0].distance : 0, dmax = nv ? vh[nv - 1].distance : 0;
+    double smin = nt ? th[nt - 1].score : 0, smax = nt ? th[0].score : 0;
+    for (size_t i = 0; i < n; i++) {
+        fused *d = &all[i];
+        if (q->method == FUSION_RRF) {
+            d->score = 0;
+            if (d->vrank) d->score += 1.0 / (q->rrf_k + (double)d->vrank);
+            if (d->trank) d->score += 1.0 / (q->rrf_k + (double)d->trank);
+        } else {
+            double v = 0, t = 0;
+            if (d->vrank) v = dmax > dmin ? (double)(dmax - d->distance) / (double)(dmax - dmin) : 1.0;
+            if (d->trank) t = smax > smin ? (d->text_score - smin) / (smax - smin) : 1.0;
+            d->score = q->vector_weight * v + (1.0 - q->vector_weight) * t;
+        }
+    }
+    qsort(all, n, sizeof *all, fused_by_score);
+    *out = all;
+    *n_out = n;
+    return 0;
+}
+
+/* Documents each side of a hybrid query fetches. */
+static size_t hybrid_depth(const query_req *q) {
+    double d = 2.0 * (double)q->top_k + (q->method == FUSION_RRF ? q->rrf_k : 0.0);
+    if (d < DB_HYBRID_MIN_DEPTH) d = DB_HYBRID_MIN_DEPTH;
+    if (d > DB_MAX_TOP_K) d = DB_MAX_TOP_K;
+    return (size_t)ceil(d);
+}
+
+static void write_result_open(buf *b, const st_record *r, bool *first) {
+    if (!*first) buf_putc(b, ',');
+    *first = false;
+    buf_puts(b, "{\"id\":");
+    json_write_string(b, r->id, r->id_len);
+}
+
 int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_len,
                    char **out_json, tdb_error *err) {
     uint64_t t0 = clock_mono_ns();
@@ -138,22 +430,22 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     json_doc *doc = NULL;
     float *qvec = NULL;
     filter_expr *filter = NULL;
-    st_hit *hits = NULL;
+    st_hit *vhits = NULL, *thits = NULL;
+    size_t nv = 0, nt = 0;
     st_record *recs = NULL;
     size_t n = 0;
+    fused *fz = NULL;
+    size_t nf = 0;
+    text_req treq = {0};
     buf b = BUF_INIT;
     query_req q;
+    bool first = true;
     int rc = db_coll_begin(db, name, &c, &st, err);
     if (rc) return rc;
     if ((rc = db_parse_body(body, body_len, &doc, err)) != 0) goto done;
     if ((rc = parse_query(json_root(doc), &q, err)) != 0) goto done;
     if (q.filter && (rc = filter_compile(q.filter, &filter, err)) != 0) goto done;
-    if (q.text) {
-        rc = tdb_err(err, TDB_EUNSUPPORTED, "unsupported",
-                     "full-text queries are not available in this build yet; query by vector or "
-                     "filter");
-        goto done;
-    }
+    if (q.text && (rc = parse_text(c, st, q.text, q.exact, &treq, err)) != 0) goto done;
     if (q.vector) {
         if (c->dimension == 0) {
             rc = tdb_err(err, TDB_EINVAL, "invalid_vector",
@@ -167,30 +459,52 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
         }
         if ((rc = db_read_vector(q.vector, c->dimension, c->metric, qvec, "query", err)) != 0)
             goto done;
-        rc = st_search(st, qvec, q.top_k, filter ? filter_match_cb : NULL, filter, q.include_vector,
-                       &hits, &n, err);
+    }
+    st_filter_fn fcb = filter ? filter_match_cb : NULL;
+    bool hybrid = q.vector && q.text;
+    size_t depth = hybrid ? hybrid_depth(&q) : q.top_k;
+    if (q.vector) {
+        st_search_opts so = {.exact = q.exact, .ef = q.ef > 0 ? (uint32_t)q.ef : 0};
+        rc = st_search_ex(st, qvec, depth, fcb, filter, q.include_vector, &so, &vhits, &nv, err);
         if (rc) goto done;
-        buf_puts(&b, "{\"results\":[");
-        for (size_t i = 0; i < n; i++) {
-            if (i) buf_putc(&b, ',');
-            buf_puts(&b, "{\"id\":");
-            json_write_string(&b, hits[i].rec.id, hits[i].rec.id_len);
-            buf_puts(&b, ",\"distance\":");
-            json_write_float(&b, hits[i].distance);
-            write_attrs(&b, &hits[i].rec, &q);
-            write_vector(&b, &hits[i].rec, c->dimension, &q);
+    }
+    if (q.text) {
+        rc = st_search_text(st, &treq.q, depth, fcb, filter, q.include_vector, &thits, &nt, err);
+        if (rc) goto done;
+    }
+    buf_puts(&b, "{\"results\":[");
+    if (hybrid) {
+        if ((rc = fuse(&q, vhits, nv, thits, nt, &fz, &nf, err)) != 0) goto done;
+        for (size_t i = 0; i < nf && i < q.top_k; i++) {
+            write_result_open(&b, &fz[i].hit->rec, &first);
+            buf_puts(&b, ",\"score\":");
+            json_write_double(&b, fz[i].score);
+            write_attrs(&b, &fz[i].hit->rec, &q);
+            write_vector(&b, &fz[i].hit->rec, c->dimension, &q);
+            buf_putc(&b, '}');
+        }
+    } else if (q.vector || q.text) {
+        const st_hit *h = q.vector ? vhits : thits;
+        size_t nh = q.vector ? nv : nt;
+        for (size_t i = 0; i < nh; i++) {
+            write_result_open(&b, &h[i].rec, &first);
+            if (q.vector) {
+                buf_puts(&b, ",\"distance\":");
+                json_write_float(&b, h[i].distance);
+            } else {
+                buf_puts(&b, ",\"score\":");
+                json_write_double(&b, h[i].score);
+            }
+            write_attrs(&b, &h[i].rec, &q);
+            write_vector(&b, &h[i].rec, c->dimension, &q);
             buf_putc(&b, '}');
         }
     } else {
         /* Filter-only (or empty) query: matching documents in id order. */
-        rc = st_scan(st, NULL, 0, q.top_k, q.include_vector, filter ? filter_match_cb : NULL, filter,
-                     &recs, &n, err);
+        rc = st_scan(st, NULL, 0, q.top_k, q.include_vector, fcb, filter, &recs, &n, err);
         if (rc) goto done;
-        buf_puts(&b, "{\"results\":[");
         for (size_t i = 0; i < n; i++) {
-            if (i) buf_putc(&b, ',');
-            buf_puts(&b, "{\"id\":");
-            json_write_string(&b, recs[i].id, recs[i].id_len);
+            write_result_open(&b, &recs[i], &first);
             write_attrs(&b, &recs[i], &q);
             write_vector(&b, &recs[i], c->dimension, &q);
             buf_putc(&b, '}');
@@ -205,8 +519,11 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     }
     *out_json = buf_steal(&b);
 done:
-    st_hits_free(hits, hits ? n : 0);
+    free(fz);
+    st_hits_free(vhits, vhits ? nv : 0);
+    st_hits_free(thits, thits ? nt : 0);
     st_records_free(recs, recs ? n : 0);
+    text_req_free(&treq);
     buf_free(&b);
     free(qvec);
     filter_free(filter);

@@ -36,6 +36,7 @@
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "vec/plan.h"
 #include "vec/vec.h"
 
 /* Attributes of a document written without any, as readers get them. */
@@ -52,6 +53,18 @@ st_view *st_view_new(size_t nsegs) {
     atomic_init(&v->refs, 1);
     v->nsegs = nsegs;
     return v;
+}
+
+memtable *st_memtable_new(st_collection *c) {
+    memtable *m = mt_new(c->dimension);
+    if (m == NULL || c->n_text == 0) return m;
+    void *aux = st_memtext_new(c);
+    if (aux == NULL) {
+        mt_unref(m);
+        return NULL;
+    }
+    mt_set_aux(m, aux, st_memtext_free);
+    return m;
 }
 
 st_view *st_view_acquire(st_collection *c, uint64_t *snapshot) {
@@ -87,6 +100,8 @@ void st_seg_ref(st_seg *s) { atomic_fetch_add_explicit(&s->refs, 1, memory_order
 void st_seg_unref(st_seg *s) {
     if (s == NULL) return;
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    st_vec_seg_close(s);
+    st_text_seg_close(s);
     seg_close(s->seg);
     if (atomic_load(&s->obsolete)) {
         /* I7: the MANIFEST no longer lists it and nobody reads it. A file
@@ -116,6 +131,9 @@ int st_seg_open(st_collection *c, uint64_t id, st_seg **out, tdb_error *err) {
         free(s);
         return tdb_err(err, TDB_ENOMEM, NULL, "out of memory opening segment %" PRIu64, id);
     }
+    atomic_init(&s->refs, 1);
+    atomic_init(&s->obsolete, false);
+    atomic_init(&s->dead_rows, 0);
     int rc = seg_open(s->path, c->dimension, &s->seg, err);
     if (rc < 0) {
         free(s->path);
@@ -128,16 +146,26 @@ int st_seg_open(st_collection *c, uint64_t id, st_seg **out, tdb_error *err) {
      * memory only where rows actually get deleted. */
     s->marks = calloc(s->rows ? s->rows : 1, sizeof *s->marks);
     if (s->marks == NULL) {
-        seg_close(s->seg);
-        free(s->path);
-        free(s);
-        return tdb_err(err, TDB_ENOMEM, NULL, "out of memory for the delete marks of segment %" PRIu64,
-                       id);
+        rc = tdb_err(err, TDB_ENOMEM, NULL,
+                     "out of memory for the delete marks of segment %" PRIu64, id);
+        goto fail;
     }
-    atomic_init(&s->refs, 1);
-    atomic_init(&s->obsolete, false);
+    /* The indexes are views on the mapped extras: nothing is rebuilt
+     * unless the file lacks one (then see st_text_seg_open). */
+    rc = st_vec_seg_open(c, s, err);
+    if (rc < 0) goto fail;
+    rc = st_text_seg_open(c, s, err);
+    if (rc < 0) goto fail;
     *out = s;
     return 0;
+fail:
+    st_vec_seg_close(s);
+    st_text_seg_close(s);
+    seg_close(s->seg);
+    free((void *)s->marks);
+    free(s->path);
+    free(s);
+    return rc;
 }
 
 /* ---- read-only state ------------------------------------------------ */
@@ -228,18 +256,19 @@ static int prep_cmp(const void *a, const void *b) {
 }
 
 int st_entries_prepare(st_collection *c, const batch_doc *docs, size_t n, bool tombstones,
-                       mt_entry ***out, size_t *out_n, tdb_error *err) {
-    *out = NULL;
-    *out_n = 0;
+                       st_prep *out, tdb_error *err) {
+    memset(out, 0, sizeof *out);
     if (n == 0) return 0;
     size_t *order = malloc(n * sizeof *order);
-    mt_entry **entries = malloc(n * sizeof *entries);
+    mt_entry **entries = calloc(n, sizeof *entries);
     size_t kept = 0;
     int rc = 0;
     if (order == NULL || entries == NULL) {
-        rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory preparing a batch of %zu", n);
-        goto done;
+        free(order);
+        free(entries);
+        return tdb_err(err, TDB_ENOMEM, NULL, "out of memory preparing a batch of %zu", n);
     }
+    out->entries = entries;
     for (size_t i = 0; i < n; i++) order[i] = i;
     prep_docs = docs;
     qsort(order, n, sizeof *order, prep_cmp);
@@ -258,22 +287,43 @@ int st_entries_prepare(st_collection *c, const batch_doc *docs, size_t n, bool t
             goto done;
         }
         entries[kept++] = e;
+        out->n = kept;
+    }
+    /* Text is analyzed here, outside every lock, so the apply only links
+     * ready tokens into the memtable's indexes. */
+    if (c->n_text > 0 && !tombstones && kept > 0) {
+        out->tokens = calloc(kept * c->n_text, sizeof *out->tokens);
+        out->present = calloc(kept * c->n_text, 1);
+        if (out->tokens == NULL || out->present == NULL) {
+            rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory analyzing a batch of %zu", n);
+            goto done;
+        }
+        out->n_slots = kept * c->n_text;
+        text_tokens scratch;
+        text_tokens_init(&scratch);
+        for (size_t i = 0; i < kept && rc == 0; i++)
+            rc = st_text_analyze_doc(c, entries[i]->attrs, entries[i]->attrs_len,
+                                     &out->tokens[i * c->n_text], &out->present[i * c->n_text],
+                                     &scratch);
+        text_tokens_free(&scratch);
+        if (rc < 0) rc = tdb_err(err, rc, NULL, "out of memory analyzing a batch of %zu", n);
     }
 done:
     free(order);
-    if (rc < 0) {
-        st_entries_free(entries, kept);
-        return rc;
-    }
-    *out = entries;
-    *out_n = kept;
-    return 0;
+    if (rc < 0) st_prep_free(out);
+    return rc;
 }
 
-void st_entries_free(mt_entry **entries, size_t n) {
-    if (entries == NULL) return;
-    for (size_t i = 0; i < n; i++) mt_entry_free(entries[i]);
-    free(entries);
+void st_prep_free(st_prep *p) {
+    if (p == NULL) return;
+    for (size_t i = 0; p->entries && i < p->n; i++) mt_entry_free(p->entries[i]);
+    free(p->entries);
+    if (p->tokens) {
+        for (size_t i = 0; i < p->n_slots; i++) text_tokens_free(&p->tokens[i]);
+    }
+    free(p->tokens);
+    free(p->present);
+    memset(p, 0, sizeof *p);
 }
 
 /* Marks the live segment rows of id as superseded at seqno (I3). Returns
@@ -286,7 +336,7 @@ static bool mark_segment_rows(st_collection *c, const st_view *v, const char *id
         int64_t row = seg_find(s->seg, id, id_len);
         if (row < 0) continue;
         if (atomic_load_explicit(&s->marks[row], memory_order_relaxed) != ST_MARK_LIVE) continue;
-        atomic_store_explicit(&s->marks[row], seqno, memory_order_relaxed);
+        st_mark_row(s, (uint64_t)row, seqno);
         c->seg_live_rows--;
         c->marks_since_freeze++;
         live = true;
@@ -294,9 +344,9 @@ static bool mark_segment_rows(st_collection *c, const st_view *v, const char *id
     return live;
 }
 
-bool st_apply(st_collection *c, uint64_t seqno, mt_entry **entries, size_t n, bool replay,
-              size_t *was_live) {
+bool st_apply(st_collection *c, uint64_t seqno, st_prep *p, bool replay, size_t *was_live) {
     size_t live_before = 0;
+    bool text_failed = false;
     pthread_mutex_lock(&c->write_mu);
     if (!replay) {
         /* I1: wait for every earlier write to be applied. */
@@ -304,19 +354,28 @@ bool st_apply(st_collection *c, uint64_t seqno, mt_entry **entries, size_t n, bo
             pthread_cond_wait(&c->apply_cv, &c->write_mu);
     }
     assert(atomic_load(&c->applied_seqno) < seqno);
+    /* Text searches see the memtable indexes, the marks and applied_seqno
+     * change together (collection_int.h, text_mu). */
+    st_text_write_lock(c);
     st_view *v = c->view;
-    for (size_t i = 0; i < n; i++) {
-        mt_entry *e = entries[i];
+    for (size_t i = 0; i < p->n; i++) {
+        mt_entry *e = p->entries[i];
+        p->entries[i] = NULL; /* ours now: inserted or freed below */
         e->seqno = seqno;
         /* The newest version so far decides liveness. If a memtable holds
          * one, X's segment rows were marked when it was applied (or will be
          * when the frozen memtable's segment is installed), so only an id
          * absent from both memtables needs the segment lookups. */
+        memtable *prev_mem = v->mem;
         const mt_entry *prev = mt_get(v->mem, e->id, e->id_len, UINT64_MAX);
-        if (prev == NULL && v->frozen != NULL)
+        if (prev == NULL && v->frozen != NULL) {
+            prev_mem = v->frozen;
             prev = mt_get(v->frozen, e->id, e->id_len, UINT64_MAX);
+        }
         bool live = prev != NULL ? !prev->tombstone : mark_segment_rows(c, v, e->id, e->id_len, seqno);
         if (live) live_before++;
+        /* The superseded memtable version leaves the text statistics. */
+        if (prev != NULL && live && c->n_text > 0) st_memtext_remove(c, prev_mem, prev);
         if (e->tombstone) {
             if (live) c->live_docs--;
             /* A tombstone is needed only to shadow a live memtable version;
@@ -329,13 +388,20 @@ bool st_apply(st_collection *c, uint64_t seqno, mt_entry **entries, size_t n, bo
             c->live_docs++;
         }
         mt_insert(v->mem, e);
+        if (c->n_text > 0 && !e->tombstone && p->tokens != NULL &&
+            st_memtext_add(c, v->mem, e, &p->tokens[i * c->n_text], &p->present[i * c->n_text]) < 0)
+            text_failed = true;
     }
     atomic_store_explicit(&c->applied_seqno, seqno, memory_order_release);
+    st_text_write_unlock(c);
     pthread_cond_broadcast(&c->apply_cv);
     bool over = st_flush_due_locked(c);
     pthread_mutex_unlock(&c->write_mu);
-    free(entries);
     if (was_live) *was_live = live_before;
+    if (text_failed)
+        st_set_read_only(c, "out of memory indexing the text of write %" PRIu64
+                            "; it is durable, and reopening the collection indexes it",
+                         seqno);
     return over;
 }
 
@@ -343,15 +409,14 @@ bool st_apply(st_collection *c, uint64_t seqno, mt_entry **entries, size_t n, bo
  * WAL, apply. */
 static int write_batch(st_collection *c, uint8_t type, const batch_doc *bdocs, size_t n,
                        const buf *payload, size_t *was_live, tdb_error *err) {
-    mt_entry **entries = NULL;
-    size_t n_entries = 0;
-    int rc = st_entries_prepare(c, bdocs, n, type == BATCH_TYPE_DELETE, &entries, &n_entries, err);
+    st_prep prep;
+    int rc = st_entries_prepare(c, bdocs, n, type == BATCH_TYPE_DELETE, &prep, err);
     if (rc < 0) return rc;
     uint64_t seqno = 0;
     tdb_error werr;
     rc = wal_append(c->wal, type, payload->data, payload->len, &seqno, &werr);
     if (rc < 0) {
-        st_entries_free(entries, n_entries);
+        st_prep_free(&prep);
         if (wal_failed(c->wal)) {
             st_set_read_only(c, "the write-ahead log failed: %s", werr.message);
             return read_only_err(c, err);
@@ -359,7 +424,9 @@ static int write_batch(st_collection *c, uint8_t type, const batch_doc *bdocs, s
         if (err) *err = werr;
         return rc;
     }
-    if (st_apply(c, seqno, entries, n_entries, false, was_live)) st_schedule_flush(c);
+    bool over = st_apply(c, seqno, &prep, false, was_live);
+    st_prep_free(&prep);
+    if (over) st_schedule_flush(c);
     return 0;
 }
 
@@ -456,22 +523,12 @@ void st_hits_free(st_hit *h, size_t n) {
     free(h);
 }
 
-/* A live version wherever it lives: pointers into a memtable entry or a
- * segment mapping, valid while the view is held. */
-typedef struct doc_ref {
-    const char *id;
-    uint32_t id_len;
-    const float *vector;
-    const char *attrs;
-    uint32_t attrs_len;
-} doc_ref;
-
-static doc_ref ref_from_entry(const mt_entry *e) {
-    return (doc_ref){e->id, e->id_len, e->vector, e->attrs, e->attrs_len};
+st_doc_ref st_ref_from_entry(const mt_entry *e) {
+    return (st_doc_ref){e->id, e->id_len, e->vector, e->attrs, e->attrs_len};
 }
 
-static doc_ref ref_from_row(const st_seg *s, uint64_t row) {
-    doc_ref r;
+st_doc_ref st_ref_from_row(const st_seg *s, uint64_t row) {
+    st_doc_ref r;
     r.id = seg_id(s->seg, row, &r.id_len);
     r.vector = seg_vector(s->seg, row);
     r.attrs = seg_attrs(s->seg, row, &r.attrs_len);
@@ -479,8 +536,7 @@ static doc_ref ref_from_row(const st_seg *s, uint64_t row) {
     return r;
 }
 
-/* Copies a version out (storage.h: records are malloc'd copies). */
-static int record_fill(st_record *out, const doc_ref *d, uint32_t dimension, bool with_vector) {
+int st_record_fill(st_record *out, const st_doc_ref *d, uint32_t dimension, bool with_vector) {
     memset(out, 0, sizeof *out);
     const char *attrs = d->attrs_len ? d->attrs : ST_EMPTY_ATTRS;
     uint32_t attrs_len = d->attrs_len ? d->attrs_len : ST_EMPTY_ATTRS_LEN;
@@ -503,7 +559,7 @@ static int record_fill(st_record *out, const doc_ref *d, uint32_t dimension, boo
     return 0;
 }
 
-static bool ref_passes(const doc_ref *d, st_filter_fn filter, void *ctx) {
+bool st_ref_passes(const st_doc_ref *d, st_filter_fn filter, void *ctx) {
     if (filter == NULL) return true;
     if (d->attrs_len == 0) return filter(ctx, d->id, d->id_len, ST_EMPTY_ATTRS, ST_EMPTY_ATTRS_LEN);
     return filter(ctx, d->id, d->id_len, d->attrs, d->attrs_len);
@@ -519,25 +575,25 @@ int st_get(st_collection *c, const char *id, uint32_t id_len, bool with_vector, 
     uint64_t snap;
     st_view *v = st_view_acquire(c, &snap);
     int rc = TDB_ENOTFOUND;
-    doc_ref d = {0};
+    st_doc_ref d = {0};
     bool found = false;
     const mt_entry *e = mt_get(v->mem, id, id_len, snap);
     if (e == NULL && v->frozen != NULL) e = mt_get(v->frozen, id, id_len, snap);
     if (e != NULL) {
         found = !e->tombstone;
-        d = ref_from_entry(e);
+        d = st_ref_from_entry(e);
     } else {
         /* I3: at most one visible row of an id over all segments. */
         for (size_t i = v->nsegs; i-- > 0 && !found;) {
             int64_t row = seg_find(v->segs[i]->seg, id, id_len);
             if (row >= 0 && st_row_visible(v->segs[i], (uint64_t)row, snap)) {
-                d = ref_from_row(v->segs[i], (uint64_t)row);
+                d = st_ref_from_row(v->segs[i], (uint64_t)row);
                 found = true;
             }
         }
     }
     if (found) {
-        rc = record_fill(out, &d, c->dimension, with_vector);
+        rc = st_record_fill(out, &d, c->dimension, with_vector);
         if (rc < 0) rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory copying a document");
     } else {
         tdb_err(err, TDB_ENOTFOUND, "document_not_found", "no document with id '%.*s'",
@@ -608,18 +664,18 @@ int st_scan(st_collection *c, const char *after, uint32_t after_len, size_t limi
         }
         if (min_id == NULL) break;
         bool have = false, tomb = false;
-        doc_ref d = {0};
+        st_doc_ref d = {0};
         if (mi.cur && seg_id_cmp(mi.cur->id, mi.cur->id_len, min_id, min_len) == 0) {
             have = true;
             tomb = mi.cur->tombstone;
-            d = ref_from_entry(mi.cur);
+            d = st_ref_from_entry(mi.cur);
             mt_iter_next(&mi);
         }
         if (fi.cur && seg_id_cmp(fi.cur->id, fi.cur->id_len, min_id, min_len) == 0) {
             if (!have) {
                 have = true;
                 tomb = fi.cur->tombstone;
-                d = ref_from_entry(fi.cur);
+                d = st_ref_from_entry(fi.cur);
             }
             mt_iter_next(&fi);
         }
@@ -631,12 +687,12 @@ int st_scan(st_collection *c, const char *after, uint32_t after_len, size_t limi
             if (seg_id_cmp(id, len, min_id, min_len) != 0) continue;
             if (!have) {
                 have = true;
-                d = ref_from_row(cur->s, cur->row);
+                d = st_ref_from_row(cur->s, cur->row);
             }
             cur->row++;
             seg_cursor_settle(cur, snap);
         }
-        if (tomb || !ref_passes(&d, filter, filter_ctx)) continue;
+        if (tomb || !st_ref_passes(&d, filter, filter_ctx)) continue;
         if (count == cap) {
             size_t ncap = cap ? cap * 2 : ST_SCAN_INITIAL_CAP;
             if (ncap > limit) ncap = limit;
@@ -648,7 +704,7 @@ int st_scan(st_collection *c, const char *after, uint32_t after_len, size_t limi
             recs = nr;
             cap = ncap;
         }
-        if (record_fill(&recs[count], &d, c->dimension, with_vectors) < 0) {
+        if (st_record_fill(&recs[count], &d, c->dimension, with_vectors) < 0) {
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory copying a document");
             goto done;
         }
@@ -766,9 +822,9 @@ static inline __attribute__((always_inline)) float row_distance(const search_ctx
     }
 }
 
-static void consider(search_ctx *s, float dist, const doc_ref *d) {
+static void consider(search_ctx *s, float dist, const st_doc_ref *d) {
     if (!heap_wants(&s->heap, dist, d->id, d->id_len)) return;
-    if (!ref_passes(d, s->filter, s->filter_ctx)) return;
+    if (!st_ref_passes(d, s->filter, s->filter_ctx)) return;
     cand x = {dist, d->id_len, d->id, d->vector, d->attrs, d->attrs_len};
     heap_push(&s->heap, &x);
 }
@@ -784,7 +840,7 @@ static inline __attribute__((always_inline)) void search_rows(search_ctx *s, tdb
         /* Most rows lose to the current k-th best here, before any id or
          * attribute is touched. */
         if (s->heap.n == s->heap.k && dist > s->heap.a[0].dist) continue;
-        doc_ref d = ref_from_row(seg, row);
+        st_doc_ref d = st_ref_from_row(seg, row);
         consider(s, dist, &d);
     }
 }
@@ -819,20 +875,116 @@ static void search_memtables(search_ctx *s, const st_view *v, uint64_t snap) {
         }
         if (e->tombstone) continue;
         float dist = row_distance(s, s->metric, e->vector, e->norm);
-        doc_ref d = ref_from_entry(e);
+        st_doc_ref d = st_ref_from_entry(e);
         consider(s, dist, &d);
     }
 }
 
+/* ---- approximate search: HNSW per segment --------------------------- */
+
+/* Rows sampled per query to estimate how many rows a filter keeps (the
+ * planner's input): evenly spaced, so the answer is deterministic; the
+ * standard error of the fraction is at most 1/(2 sqrt(n)), about 3%,
+ * enough to tell a filter that keeps 1% of rows from one that keeps 30%
+ * for a few hundred filter calls. */
+#define ST_PLAN_SAMPLE_ROWS 256u
+/* A segment no larger than this many times the search breadth is scanned
+ * exactly: a graph walk of breadth ef computes some 20 x ef distances
+ * (vec/plan.c), so on a small segment it saves nothing. */
+#define ST_GRAPH_MIN_ROWS_PER_EF 4u
+
+/* What the graph walk asks of a row: visible at the snapshot, passing the
+ * query's filter. */
+typedef struct ann_accept {
+    const st_seg *seg;
+    uint64_t snap;
+    st_filter_fn filter;
+    void *filter_ctx;
+} ann_accept;
+
+static bool ann_accept_row(void *ctx, uint32_t row) {
+    const ann_accept *a = ctx;
+    if (!st_row_visible(a->seg, row, a->snap)) return false;
+    if (a->filter == NULL) return true;
+    st_doc_ref d = st_ref_from_row(a->seg, row);
+    return st_ref_passes(&d, a->filter, a->filter_ctx);
+}
+
+/* The fraction of the segment's rows that are live (exact up to marks
+ * newer than the snapshot). */
+static double live_fraction(const st_seg *seg) {
+    if (seg->rows == 0) return 0.0;
+    uint64_t dead = atomic_load_explicit(&seg->dead_rows, memory_order_relaxed);
+    return dead >= seg->rows ? 0.0 : (double)(seg->rows - dead) / (double)seg->rows;
+}
+
+/* The share of live rows the filter keeps, from ST_PLAN_SAMPLE_ROWS rows
+ * spread evenly over the segments with a graph (one sample per query:
+ * evaluating a filter means parsing a row's attributes, so a sample per
+ * segment would cost as much as scanning small segments). */
+static double filter_selectivity(const st_view *v, uint64_t snap, st_filter_fn filter,
+                                 void *filter_ctx) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < v->nsegs; i++)
+        if (v->segs[i]->hnsw) total += v->segs[i]->rows;
+    if (total == 0) return 1.0;
+    uint64_t n = total < ST_PLAN_SAMPLE_ROWS ? total : ST_PLAN_SAMPLE_ROWS;
+    uint64_t visible = 0, kept = 0;
+    size_t seg = 0;
+    uint64_t seg_start = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t pos = i * total / n;
+        /* Positions rise, so the segment holding pos is found by walking on. */
+        while (!v->segs[seg]->hnsw || pos >= seg_start + v->segs[seg]->rows) {
+            if (v->segs[seg]->hnsw) seg_start += v->segs[seg]->rows;
+            seg++;
+        }
+        const st_seg *s = v->segs[seg];
+        uint64_t row = pos - seg_start;
+        if (!st_row_visible(s, row, snap)) continue;
+        visible++;
+        st_doc_ref d = st_ref_from_row(s, row);
+        kept += st_ref_passes(&d, filter, filter_ctx);
+    }
+    return visible ? (double)kept / (double)visible : 0.0;
+}
+
+/* One segment through its graph: min(k, matches) rows, pushed into the
+ * shared top-k. */
+static int search_segment_graph(search_ctx *s, const st_seg *seg, const ann_accept *acc,
+                                bool filtered, uint32_t k, uint32_t ef, hnsw_scratch *scratch,
+                                vec_hit *buf, tdb_error *err) {
+    vec_filter vf = {NULL, ann_accept_row, (void *)acc};
+    hnsw_query q = {s->query, k, ef, filtered ? &vf : NULL};
+    uint32_t got = 0;
+    int rc = hnsw_search(seg->hnsw, &q, scratch, buf, &got, NULL, err);
+    if (rc < 0) return rc;
+    for (uint32_t i = 0; i < got; i++) {
+        st_doc_ref d = st_ref_from_row(seg, buf[i].row);
+        if (!heap_wants(&s->heap, buf[i].distance, d.id, d.id_len)) continue;
+        cand x = {buf[i].distance, d.id_len, d.id, d.vector, d.attrs, d.attrs_len};
+        heap_push(&s->heap, &x);
+    }
+    return 0;
+}
+
 int st_search(st_collection *c, const float *query, size_t k, st_filter_fn filter,
               void *filter_ctx, bool with_vectors, st_hit **out, size_t *n, tdb_error *err) {
+    return st_search_ex(c, query, k, filter, filter_ctx, with_vectors, NULL, out, n, err);
+}
+
+int st_search_ex(st_collection *c, const float *query, size_t k, st_filter_fn filter,
+                 void *filter_ctx, bool with_vectors, const st_search_opts *o, st_hit **out,
+                 size_t *n, tdb_error *err) {
     *out = NULL;
     *n = 0;
+    if (o && o->info) *o->info = (st_search_info){0};
     if (c->dimension == 0)
         return tdb_err(err, TDB_EINVAL, "no_vectors",
                        "this collection has dimension 0: it stores no vectors to search");
     if (query == NULL) return tdb_err(err, TDB_EINVAL, NULL, "a query vector is required");
     if (k == 0) return 0;
+    bool exact = o == NULL || o->exact;
     const vec_kernels *kern = vec_kernels_get();
     search_ctx s = {
         .metric = c->metric,
@@ -849,6 +1001,8 @@ int st_search(st_collection *c, const float *query, size_t k, st_filter_fn filte
     int rc = 0;
     st_hit *hits = NULL;
     size_t filled = 0;
+    hnsw_scratch *scratch = NULL;
+    vec_hit *graph_hits = NULL;
     /* k may be large (API: up to 10000) but never more than the rows. */
     size_t cap = k;
     uint64_t total = mt_count(v->mem) + (v->frozen ? mt_count(v->frozen) : 0);
@@ -862,7 +1016,43 @@ int st_search(st_collection *c, const float *query, size_t k, st_filter_fn filte
         goto done;
     }
     search_memtables(&s, v, snap);
-    for (size_t i = 0; i < v->nsegs; i++) search_segment(&s, v->segs[i], snap);
+    uint32_t graph_k = cap > HNSW_EF_MAX ? HNSW_EF_MAX : (uint32_t)cap;
+    uint32_t ef = o && o->ef ? o->ef : ST_DEFAULT_EF;
+    if (ef < graph_k) ef = graph_k;
+    if (ef > HNSW_EF_MAX) ef = HNSW_EF_MAX;
+    double filter_sel = -1.0; /* not sampled yet */
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const st_seg *seg = v->segs[i];
+        bool forced = o && o->plan == ST_PLAN_GRAPH;
+        bool graph = !exact && seg->hnsw != NULL &&
+                     (forced || seg->rows > (uint64_t)ef * ST_GRAPH_MIN_ROWS_PER_EF);
+        ann_accept acc = {seg, snap, filter, filter_ctx};
+        bool filtered = filter != NULL || atomic_load(&seg->dead_rows) > 0;
+        if (graph && filtered && !forced) {
+            /* Selective filters (or a mostly deleted segment): scanning the
+             * matching rows beats a walk that must step over the rest. */
+            if (filter != NULL && filter_sel < 0)
+                filter_sel = filter_selectivity(v, snap, filter, filter_ctx);
+            double sel = live_fraction(seg) * (filter != NULL ? filter_sel : 1.0);
+            graph = vec_plan_filtered((uint32_t)seg->rows, sel, ef, graph_k) == VEC_PLAN_GRAPH;
+        }
+        if (!graph) {
+            search_segment(&s, seg, snap);
+            if (o && o->info) o->info->exact_segments++;
+            continue;
+        }
+        if (scratch == NULL) {
+            scratch = hnsw_scratch_new();
+            graph_hits = malloc((size_t)graph_k * sizeof *graph_hits);
+            if (scratch == NULL || graph_hits == NULL) {
+                rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory for a graph search");
+                goto done;
+            }
+        }
+        rc = search_segment_graph(&s, seg, &acc, filtered, graph_k, ef, scratch, graph_hits, err);
+        if (rc < 0) goto done;
+        if (o && o->info) o->info->graph_segments++;
+    }
     if (s.heap.n == 0) goto done;
     /* Heap-sort in place: repeatedly move the worst to the end. */
     size_t kept = s.heap.n;
@@ -880,14 +1070,16 @@ int st_search(st_collection *c, const float *query, size_t k, st_filter_fn filte
     }
     for (; filled < kept; filled++) {
         const cand *x = &s.heap.a[filled];
-        doc_ref d = {x->id, x->id_len, x->vector, x->attrs, x->attrs_len};
-        if (record_fill(&hits[filled].rec, &d, c->dimension, with_vectors) < 0) {
+        st_doc_ref d = {x->id, x->id_len, x->vector, x->attrs, x->attrs_len};
+        if (st_record_fill(&hits[filled].rec, &d, c->dimension, with_vectors) < 0) {
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory copying search results");
             goto done;
         }
         hits[filled].distance = x->dist;
     }
 done:
+    hnsw_scratch_free(scratch);
+    free(graph_hits);
     free(s.heap.a);
     st_view_release(v);
     if (rc < 0) {
@@ -907,13 +1099,22 @@ void st_stats_get(st_collection *c, st_stats *out) {
     st_view *v = st_view_acquire(c, &snap);
     pthread_mutex_lock(&c->write_mu);
     out->documents = c->live_docs;
-    out->indexed_documents = c->seg_live_rows;
     pthread_mutex_unlock(&c->write_mu);
+    /* Live rows of the segments whose indexes are all built; the rest
+     * (memtables, segments written without an index) are searched
+     * exhaustively. */
+    for (size_t i = 0; i < v->nsegs; i++) {
+        const st_seg *sg = v->segs[i];
+        uint64_t dead = atomic_load_explicit(&sg->dead_rows, memory_order_relaxed);
+        if (st_seg_fully_indexed(c, sg) && dead < sg->rows) out->indexed_documents += sg->rows - dead;
+    }
     /* A WAL that failed outside a write (rotation, interval sync) makes
      * every later append fail: report it before the first write finds out. */
     out->read_only = atomic_load(&c->read_only) || (c->wal != NULL && wal_failed(c->wal));
     out->segments = (uint32_t)v->nsegs;
-    out->memory_bytes = mt_bytes(v->mem) + (v->frozen ? mt_bytes(v->frozen) : 0);
+    out->memory_bytes = mt_bytes(v->mem) + (v->frozen ? mt_bytes(v->frozen) : 0) +
+                        st_memtext_memory_bytes(c, v->mem) +
+                        (v->frozen ? st_memtext_memory_bytes(c, v->frozen) : 0);
     out->disk_bytes = atomic_load(&c->manifest_bytes);
     for (size_t i = 0; i < v->nsegs; i++) {
         out->disk_bytes += seg_file_bytes(v->segs[i]->seg);
@@ -991,6 +1192,8 @@ void st_close(st_collection *c) {
     pthread_cond_destroy(&c->apply_cv);
     pthread_cond_destroy(&c->flush_cv);
     pthread_cond_destroy(&c->job_cv);
+    pthread_rwlock_destroy(&c->text_mu);
+    st_text_teardown(c);
     free(c->dir);
     free(c->wal_dir);
     free(c->seg_dir);

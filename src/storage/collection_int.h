@@ -57,6 +57,20 @@
  *                 reference and the snapshot seqno, never across a search.
  * Readers never take write_mu, so queries never wait for writers, flushes
  * or compactions; memtables are read lock-free (memtable.h).
+ *   text_mu       (rwlock; only in collections with full-text fields; taken
+ *                 inside write_mu) the memtables' text indexes and every
+ *                 change of row marks or of the view's segment list: a
+ *                 writer holds it in write mode while it applies (memtable
+ *                 text indexes, marks, applied_seqno), a flush or a
+ *                 compaction while it installs. A text search holds it in
+ *                 read mode while it takes its view and snapshot, sums the
+ *                 BM25 statistics and searches the memtables, so those
+ *                 statistics are exactly those of its snapshot (every mark
+ *                 is <= it and the memtable indexes hold exactly the live
+ *                 versions); it then searches the segments without it.
+ *                 This is the one place a reader can make a writer wait:
+ *                 for the length of a memtable search, plus the analysis
+ *                 of rows marked since the previous text search.
  */
 #ifndef TDB_STORAGE_COLLECTION_INT_H
 #define TDB_STORAGE_COLLECTION_INT_H
@@ -71,6 +85,11 @@
 #include "storage/segment.h"
 #include "storage/storage.h"
 #include "storage/wal.h"
+#include "text/bm25.h"
+#include "text/index.h"
+#include "vec/hnsw.h"
+#include "vec/rabitq.h"
+#include "vec/sq8.h"
 
 /* Defaults for st_options fields left at 0 (tierdb.h documents them). */
 #define ST_DEFAULT_MEMTABLE_MAX_BYTES (64ull << 20)
@@ -88,21 +107,54 @@
 #define ST_MARK_LIVE 0u
 #define ST_MARK_BEFORE_OPEN 1u
 
+/* Segment extra kinds (segment.h: >= SEG_KIND_EXTRA_BASE). The text
+ * directory maps full-text field names to the kinds of their index blobs
+ * (ST_EXTRA_TEXT_FIRST + i); textindex.c describes its format. */
+#define ST_EXTRA_HNSW (SEG_KIND_EXTRA_BASE + 0u)
+#define ST_EXTRA_SQ8 (SEG_KIND_EXTRA_BASE + 1u)
+#define ST_EXTRA_RABITQ (SEG_KIND_EXTRA_BASE + 2u)
+#define ST_EXTRA_TEXT_DIR (SEG_KIND_EXTRA_BASE + 100u)
+#define ST_EXTRA_TEXT_FIRST (SEG_KIND_EXTRA_BASE + 101u)
+
 #define ST_DIR_SEGMENTS "segments"
 #define ST_DIR_WAL "wal"
 #define ST_SEG_SUFFIX ".seg"
 
-/* An open segment file with its in-memory deletion marks. Immutable but
- * for the marks (atomics, I4) and the refcount. */
+typedef struct st_seg_dead st_seg_dead; /* textindex.c */
+
+/* An open segment file with its in-memory deletion marks and its indexes.
+ * Immutable but for the marks (atomics, I4), dead_rows, the refcount and
+ * the deleted rows' text statistics (`dead`, own lock). */
 typedef struct st_seg {
     _Atomic uint32_t refs;
     uint64_t id;                /* file segments/<id, 20 digits>.seg */
     segment *seg;
     uint64_t rows;
     _Atomic uint64_t *marks;    /* rows entries (zeroed pages cost nothing until touched) */
+    _Atomic uint64_t dead_rows; /* marks set (non-zero), whatever their seqno */
     _Atomic bool obsolete;      /* replaced by compaction: unlink at the last unref (I7) */
     char *path;
+    /* Vector index (vecindex.c): views on the mapped extras, or NULL when
+     * the segment has none (searched exactly). */
+    hnsw_view *hnsw;
+    sq8_view *sq8;
+    rabitq_view *rabitq;
+    /* Text indexes (textindex.c), one per configured field, never NULL
+     * when the collection has full-text fields: on the mapped extra, or on
+     * text_heap[i] when rebuilt at open. */
+    size_t n_text;              /* entries of text and text_heap (0: none) */
+    text_segindex **text;
+    void **text_heap;
+    st_seg_dead *dead;          /* statistics of marked rows, built lazily */
+    bool text_rebuilt;          /* some text index was rebuilt at open */
 } st_seg;
+
+/* A full-text field of the collection (st_options.text_fields, copied). */
+typedef struct st_text_rt {
+    char *name;
+    text_analyzer *analyzer;
+    char signature[96];         /* analyzer identity stored beside each blob */
+} st_text_rt;
 
 /* What a reader holds: immutable once published. */
 typedef struct st_view {
@@ -119,7 +171,10 @@ struct st_collection {
     char *seg_dir;
     uint32_t dimension;
     tdb_metric metric;
-    st_options opts;            /* defaults filled in */
+    st_options opts;            /* defaults filled in; text_fields cleared (see text) */
+    size_t n_text;              /* full-text fields */
+    st_text_rt *text;           /* n_text entries */
+    pthread_rwlock_t text_mu;   /* see "Concurrency" */
     wal *wal;                   /* NULL during recovery */
 
     pthread_mutex_t flush_mu;
@@ -169,6 +224,13 @@ void st_view_release(st_view *v); /* NULL is a no-op */
  * old one, whose reference the caller drops after unlocking. */
 st_view *st_view_swap_locked(st_collection *c, st_view *nv);
 
+/* Sets a live row's mark (I4: only from 0). Caller holds write_mu (and
+ * text_mu for writing), or runs recovery. */
+static inline void st_mark_row(st_seg *s, uint64_t row, uint64_t seqno) {
+    atomic_store_explicit(&s->marks[row], seqno, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->dead_rows, 1, memory_order_relaxed);
+}
+
 void st_seg_ref(st_seg *s);
 void st_seg_unref(st_seg *s); /* closes, and unlinks when obsolete (I7) */
 /* Opens segments/<id>.seg with zeroed marks. */
@@ -179,18 +241,31 @@ static inline bool st_row_visible(const st_seg *s, uint64_t row, uint64_t snapsh
     return m == ST_MARK_LIVE || m > snapshot;
 }
 
+/* A write made ready to apply: its memtable entries and the analyzed text
+ * of their full-text fields. */
+typedef struct st_prep {
+    mt_entry **entries;         /* n; set to NULL once applied (owned by a memtable or freed) */
+    size_t n;
+    text_tokens *tokens;        /* n x n_text, or NULL (no text fields, tombstones) */
+    size_t n_slots;             /* entries of tokens */
+    uint8_t *present;           /* n x n_text: the entry holds the field */
+} st_prep;
+
 /* Builds one memtable entry per distinct id of docs (a later duplicate
- * wins), before any lock is taken, so applying cannot fail. *out is
- * malloc'd; free it and any entries not applied with st_entries_free. */
+ * wins) and analyzes its text, before any lock is taken, so applying
+ * cannot fail (but for memory, see st_apply). Free with st_prep_free. */
 int st_entries_prepare(st_collection *c, const batch_doc *docs, size_t n, bool tombstones,
-                       mt_entry ***out, size_t *out_n, tdb_error *err);
-void st_entries_free(mt_entry **entries, size_t n);
-/* Applies one write (I1..I5) and takes ownership of the entries; returns
- * how many ids were live before (for deletes). With replay, does not wait
- * for its turn: recovery applies in WAL order on one thread. Returns true
- * when the active memtable crossed its limit and a flush should start. */
-bool st_apply(st_collection *c, uint64_t seqno, mt_entry **entries, size_t n, bool replay,
-              size_t *was_live);
+                       st_prep *out, tdb_error *err);
+void st_prep_free(st_prep *p); /* frees entries not applied, tokens, arrays */
+/* Applies one write (I1..I5), taking the entries; returns how many ids
+ * were live before (for deletes). With replay, does not wait for its turn:
+ * recovery applies in WAL order on one thread. Returns true when the
+ * active memtable crossed its limit and a flush should start. Running out
+ * of memory while indexing text makes the collection read-only (the write
+ * itself is durable and applied; reopening rebuilds everything). */
+bool st_apply(st_collection *c, uint64_t seqno, st_prep *p, bool replay, size_t *was_live);
+/* A new memtable with its text indexes attached (NULL: out of memory). */
+memtable *st_memtable_new(st_collection *c);
 
 /* Marks the collection read-only (first reason wins) and wakes writers. */
 void st_set_read_only(st_collection *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,6 +273,23 @@ bool st_memtable_over_limit(const st_collection *c, const memtable *m);
 /* The active memtable (or the marks since the last freeze) call for a
  * flush. Caller holds write_mu. */
 bool st_flush_due_locked(const st_collection *c);
+
+/* A live version wherever it lives: pointers into a memtable entry or a
+ * segment mapping, valid while the view is held. */
+typedef struct st_doc_ref {
+    const char *id;
+    uint32_t id_len;
+    const float *vector;
+    const char *attrs;
+    uint32_t attrs_len;
+} st_doc_ref;
+
+st_doc_ref st_ref_from_entry(const mt_entry *e);
+st_doc_ref st_ref_from_row(const st_seg *s, uint64_t row);
+/* Copies a version out (storage.h: records are malloc'd copies). */
+int st_record_fill(st_record *out, const st_doc_ref *d, uint32_t dimension, bool with_vector);
+/* The filter on a version ("{}" for one without attributes). */
+bool st_ref_passes(const st_doc_ref *d, st_filter_fn filter, void *ctx);
 
 /* ---- flush.c -------------------------------------------------------- */
 
@@ -241,6 +333,63 @@ void st_schedule_compaction(st_collection *c);
 /* Tests only (NULL otherwise): called by a compaction after its output is
  * written and before it commits, so a test can write in that window. */
 extern void (*st_test_compaction_hook)(st_collection *c);
+
+/* ---- textindex.c: full-text fields ---------------------------------- */
+
+/* Copies opts->text_fields into c->text and builds the analyzers. */
+int st_text_setup(st_collection *c, const st_options *opts, tdb_error *err);
+void st_text_teardown(st_collection *c);
+/* Write lock of text_mu around an apply or an install (no-op without
+ * full-text fields). */
+void st_text_write_lock(st_collection *c);
+void st_text_write_unlock(st_collection *c);
+/* Analyzes the full-text fields of one document's attribute JSON into
+ * tokens[0..n_text) (cleared first) and present[0..n_text); scratch holds
+ * the stemmers (one per thread). Values that are not strings (or arrays
+ * holding strings) leave a field absent; so does text the analyzer
+ * refuses (logged). The same function decides for memtables, flushes,
+ * compactions and deleted rows, so they always agree. */
+int st_text_analyze_doc(const st_collection *c, const char *attrs, uint32_t attrs_len,
+                        text_tokens *tokens, uint8_t *present, text_tokens *scratch);
+/* The memtable side index (attached with mt_set_aux). */
+void *st_memtext_new(const st_collection *c);
+void st_memtext_free(void *mt);
+/* Indexes entry e (just inserted into m) from its prepared tokens.
+ * Caller holds text_mu for writing. TDB_ENOMEM leaves e unindexed. */
+int st_memtext_add(const st_collection *c, memtable *m, const mt_entry *e,
+                   const text_tokens *tokens, const uint8_t *present);
+/* Drops a superseded or deleted version from m's text indexes. */
+void st_memtext_remove(const st_collection *c, memtable *m, const mt_entry *e);
+/* Heap held by m's text indexes (takes text_mu for reading). */
+size_t st_memtext_memory_bytes(st_collection *c, const memtable *m);
+/* Extras of a new segment: the text directory and one blob per field,
+ * analyzed from the rows' attributes. */
+typedef struct st_extras {
+    seg_extra *list;
+    size_t n;
+    void **owned;               /* blobs to free */
+    size_t n_owned;
+} st_extras;
+int st_text_build_extras(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
+                         tdb_error *err);
+void st_extras_free(st_extras *ex);
+/* Opens (or rebuilds) the text indexes of s; frees them. */
+int st_text_seg_open(const st_collection *c, st_seg *s, tdb_error *err);
+void st_text_seg_close(st_seg *s);
+
+/* ---- vecindex.c: the vector index ----------------------------------- */
+
+/* Adds the HNSW graph (and codes, per the configuration) of rows to ex. */
+int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
+                        tdb_error *err);
+/* Opens the views on s's extras (none: s->hnsw stays NULL); closes them. */
+int st_vec_seg_open(const st_collection *c, st_seg *s, tdb_error *err);
+void st_vec_seg_close(st_seg *s);
+/* Every index the configuration asks for is built for s. */
+bool st_seg_fully_indexed(const st_collection *c, const st_seg *s);
+/* All extras of a new segment (text, then vectors). */
+int st_extras_build(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
+                    tdb_error *err);
 
 /* ---- recovery.c ----------------------------------------------------- */
 

@@ -12,13 +12,18 @@
  *   2. without locks: a k-way merge of the inputs' other rows in id order
  *      into a new segment file, remembering for each output row the input
  *      row it came from (rows stay in the mappings of the held inputs).
+ *      Its indexes are built from scratch over the merged rows: the HNSW
+ *      graph from the vectors, the text indexes by analyzing the stored
+ *      attributes again (simplest correct choice: the text blob has no
+ *      merge path, and re-analysis is cheap beside the graph build).
  *   3. under manifest_mu: the MANIFEST with the inputs replaced by the
  *      output is stored (after a WAL sync unless fsync=always, since
  *      dropping a row makes its delete permanent: I6).
- *   4. under write_mu: marks set on the inputs since S are copied to the
- *      output rows (their seqnos too, so older snapshots still read right),
- *      the view swaps the inputs for the output, and the inputs become
- *      obsolete: each file is unlinked when its last reader lets go (I7).
+ *   4. under write_mu and text_mu: marks set on the inputs since S are
+ *      copied to the output rows (their seqnos too, so older snapshots
+ *      still read right), the view swaps the inputs for the output, and
+ *      the inputs become obsolete: each file is unlinked when its last
+ *      reader lets go (I7).
  * Writes continue throughout (they mark input rows, which step 4 carries
  * over); reads continue on whichever view they took.
  *
@@ -215,7 +220,14 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
             rc = tdb_err(e, TDB_ENOMEM, NULL, "out of memory compacting");
             goto done;
         }
-        rc = seg_write(path, c->dimension, c->metric, rows, n, NULL, 0, e);
+        /* Indexes are rebuilt from the merged rows: the text ones by
+         * analyzing the stored attributes again (the text index format has
+         * no merge), the graph from the vectors. */
+        st_extras extras = {0};
+        rc = st_extras_build(c, rows, n, &extras, e);
+        if (rc == 0)
+            rc = seg_write(path, c->dimension, c->metric, rows, n, extras.list, extras.n, e);
+        st_extras_free(&extras);
         if (rc < 0) goto done;
         rc = st_seg_open(c, id, &out, e);
         if (rc < 0) {
@@ -256,6 +268,7 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
         goto done;
     }
     pthread_mutex_lock(&c->write_mu);
+    st_text_write_lock(c);
     st_view *cur = c->view;
     assert(cur->nsegs == nsegs_now);
     uint64_t live_in = 0, live_out = 0;
@@ -266,7 +279,7 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
     if (out != NULL) {
         for (uint64_t r = 0; r < out->rows; r++) {
             uint64_t m = output_mark(&mo, r);
-            if (m != ST_MARK_LIVE) atomic_store_explicit(&out->marks[r], m, memory_order_relaxed);
+            if (m != ST_MARK_LIVE) st_mark_row(out, r, m);
             else live_out++;
         }
     }
@@ -292,6 +305,7 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
     out = NULL; /* the view took our reference */
     old = st_view_swap_locked(c, nv);
     nv = NULL;
+    st_text_write_unlock(c);
     pthread_mutex_unlock(&c->write_mu);
     pthread_mutex_unlock(&c->manifest_mu);
     atomic_fetch_add(&c->compactions, 1);

@@ -14,14 +14,16 @@
  *   2. wal_rotate, so the records <= checkpoint lie in closed files that
  *      step 6 can delete.
  *   3. without locks: its newest version per id, tombstones left out, is
- *      written to segments/<id>.seg (seg_write: temp file, fsync, rename).
+ *      written to segments/<id>.seg (seg_write: temp file, fsync, rename)
+ *      with the indexes as extra sections (st_extras_build: the HNSW
+ *      graph and codes, one text index per full-text field).
  *      A tombstone needs no row: the rows it shadows in older segments
  *      were marked when it was applied.
  *   4. under manifest_mu: the MANIFEST with the new segment, the delete
  *      lists and the checkpoint is stored (the commit point, I6).
- *   5. under write_mu: the segment's rows superseded by writes applied
- *      since the freeze are marked (I3), the view gets the segment and
- *      drops the frozen memtable.
+ *   5. under write_mu (and text_mu): the segment's rows superseded by
+ *      writes applied since the freeze are marked (I3), the view gets the
+ *      segment and drops the frozen memtable.
  *   6. wal_delete_through(checkpoint).
  * A crash before 4 leaves the old MANIFEST (the WAL still has everything;
  * recovery removes the orphan file); after 4, replay starts past the
@@ -162,7 +164,7 @@ static uint64_t mark_superseded(st_seg *s, const memtable *mem) {
         } else if (cmp > 0) {
             row++;
         } else {
-            atomic_store_explicit(&s->marks[row], it.cur->seqno, memory_order_relaxed);
+            st_mark_row(s, row, it.cur->seqno);
             marked++;
             row++;
             mt_iter_next(&it);
@@ -177,7 +179,8 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
     int rc = 0;
     bool persist_failed = false;
     bool keep_file = false; /* the MANIFEST may list it: never unlink */
-    memtable *fresh = mt_new(c->dimension);
+    memtable *fresh = st_memtable_new(c);
+    st_extras extras = {0};
     memtable *frozen = NULL;
     st_view *old = NULL, *nv = NULL;
     seg_row *rows = NULL;
@@ -251,7 +254,15 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
             rc = tdb_err(e, TDB_ENOMEM, NULL, "out of memory flushing");
             goto done;
         }
-        rc = seg_write(path, c->dimension, c->metric, rows, n, NULL, 0, e);
+        /* The indexes are built here, off every lock, and stored in the
+         * file: an open later maps them in place. */
+        rc = st_extras_build(c, rows, n, &extras, e);
+        if (rc < 0) {
+            persist_failed = true;
+            goto done;
+        }
+        rc = seg_write(path, c->dimension, c->metric, rows, n, extras.list, extras.n, e);
+        st_extras_free(&extras);
         if (rc < 0) {
             persist_failed = true;
             goto done;
@@ -286,6 +297,8 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
         goto done;
     }
     pthread_mutex_lock(&c->write_mu);
+    /* Marks and the new segment list reach text searches together. */
+    st_text_write_lock(c);
     v = c->view;
     nv->mem = v->mem;
     mt_ref(v->mem);
@@ -301,6 +314,7 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
     }
     old = st_view_swap_locked(c, nv);
     nv = NULL;
+    st_text_write_unlock(c);
     pthread_cond_broadcast(&c->flush_cv);
     pthread_mutex_unlock(&c->write_mu);
     pthread_mutex_unlock(&c->manifest_mu);
@@ -326,6 +340,7 @@ done:
     st_view_release(old);
     mt_unref(frozen);
     mt_unref(fresh);
+    st_extras_free(&extras);
     free(rows);
     free(path);
     return rc;

@@ -52,6 +52,8 @@ struct memtable {
     _Atomic uint64_t count;
     _Atomic uint64_t bytes;
     mt_entry *head;            /* sentinel with MT_MAX_HEIGHT links; no key */
+    void *aux;                 /* side index of the collection, or NULL */
+    void (*aux_free)(void *);
 };
 
 /* A process-wide counter mixed by splitmix64 picks tower heights: lock-free
@@ -146,9 +148,17 @@ void mt_unref(memtable *m) {
         free(e);
         e = next;
     }
+    if (m->aux_free) m->aux_free(m->aux);
     free(m->head);
     free(m);
 }
+
+void mt_set_aux(memtable *m, void *aux, void (*aux_free)(void *)) {
+    m->aux = aux;
+    m->aux_free = aux_free;
+}
+
+void *mt_aux(const memtable *m) { return m->aux; }
 
 /* Entry e sorts before the key (id, seqno): smaller id, or the same id and
  * a newer (greater) seqno, since versions run newest first. */
@@ -186,6 +196,8 @@ static const mt_entry *mt_seek(const memtable *m, const char *id, uint32_t id_le
 
 void mt_insert(memtable *m, mt_entry *e) {
     assert(e->seqno > 0);
+    /* Set before the entry is published: readers may use it at once. */
+    e->row = (uint32_t)atomic_load_explicit(&m->count, memory_order_relaxed);
     assert(e->height >= 1 && e->height <= MT_MAX_HEIGHT);
     mt_entry *prev[MT_MAX_HEIGHT];
     int height = atomic_load_explicit(&m->height, memory_order_relaxed);

@@ -39,6 +39,7 @@ typedef struct mt_entry {
     uint32_t id_len;
     uint32_t attrs_len;   /* 0 when the document has no attributes */
     uint32_t alloc_bytes; /* the whole block, for memory accounting */
+    uint32_t row;         /* insertion number in its memtable (set by mt_insert) */
     bool tombstone;
     uint8_t height;       /* links in next[] */
     const char *id;       /* NUL-terminated, inside the block */
@@ -63,8 +64,16 @@ memtable *mt_new(uint32_t dimension);
 void mt_ref(memtable *m);
 void mt_unref(memtable *m); /* NULL is a no-op */
 
-/* Inserts e (the caller serializes writers). No entry with the same id and
- * seqno may be present (one version per id per write). Cannot fail. */
+/* A side structure that lives as long as the memtable (the collection's
+ * text indexes of its rows): mt_unref of the last reference calls
+ * aux_free(aux). Set once, right after mt_new. */
+void mt_set_aux(memtable *m, void *aux, void (*aux_free)(void *));
+void *mt_aux(const memtable *m);
+
+/* Inserts e (the caller serializes writers) and numbers it: e->row is the
+ * count of entries inserted before it, so rows run 0, 1, 2, ... No entry
+ * with the same id and seqno may be present (one version per id per
+ * write). Cannot fail. */
 void mt_insert(memtable *m, mt_entry *e);
 
 /* The newest version of id with seqno <= snapshot (possibly a tombstone),

@@ -99,7 +99,7 @@ static int remove_unlisted(st_collection *c, const manifest *m, tdb_error *err) 
 /* Step 3. */
 static int open_segments(st_collection *c, const manifest *m, tdb_error *err) {
     st_view *v = st_view_new(m->segment_count);
-    memtable *mem = mt_new(c->dimension);
+    memtable *mem = st_memtable_new(c);
     if (v == NULL || mem == NULL) {
         free(v);
         mt_unref(mem);
@@ -127,8 +127,9 @@ static int open_segments(st_collection *c, const manifest *m, tdb_error *err) {
                 return TDB_CORRUPT(err, s->path, 0,
                                    "the MANIFEST deletes row %u of a %" PRIu64 "-row segment", row,
                                    s->rows);
-            if (atomic_load(&s->marks[row]) == ST_MARK_LIVE) deleted++;
-            atomic_store(&s->marks[row], ST_MARK_BEFORE_OPEN);
+            if (atomic_load(&s->marks[row]) != ST_MARK_LIVE) continue; /* listed twice */
+            deleted++;
+            st_mark_row(s, row, ST_MARK_BEFORE_OPEN);
         }
         live += s->rows - deleted;
     }
@@ -172,10 +173,8 @@ static int replay_record(void *arg, uint64_t seqno, uint8_t type, const uint8_t 
     } else {
         rc = tdb_err(err, TDB_ECORRUPT, "corrupt_data", "unknown record type %u", type);
     }
-    mt_entry **entries = NULL;
-    size_t n_entries = 0;
-    if (rc == 0)
-        rc = st_entries_prepare(c, docs, n, type == BATCH_TYPE_DELETE, &entries, &n_entries, err);
+    st_prep prep = {0};
+    if (rc == 0) rc = st_entries_prepare(c, docs, n, type == BATCH_TYPE_DELETE, &prep, err);
     if (rc < 0) {
         /* Name the record: the message goes to the log and to the caller. */
         char msg[sizeof err->message];
@@ -183,7 +182,8 @@ static int replay_record(void *arg, uint64_t seqno, uint8_t type, const uint8_t 
         rc = tdb_err(err, rc, NULL, "WAL of %s, record %" PRIu64 ": %s", c->dir, seqno, msg);
         goto done;
     }
-    bool over = st_apply(c, seqno, entries, n_entries, true, NULL);
+    bool over = st_apply(c, seqno, &prep, true, NULL);
+    st_prep_free(&prep);
     rx->records++;
     if (over) {
         /* Bounded memory for long logs: no WAL is open, so this writes a
@@ -295,6 +295,13 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     pthread_cond_init(&c->apply_cv, NULL);
     pthread_cond_init(&c->flush_cv, NULL);
     pthread_cond_init(&c->job_cv, NULL);
+    /* Writers first: a steady stream of text searches must not hold off
+     * the apply of a write (collection_int.h, text_mu). */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->text_mu, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     c->dimension = dimension;
     c->metric = metric;
     if (opts) c->opts = *opts;
@@ -303,6 +310,21 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     if (c->opts.memtable_max_docs == 0) c->opts.memtable_max_docs = ST_DEFAULT_MEMTABLE_MAX_DOCS;
     if (c->opts.compaction_min_segments == 0)
         c->opts.compaction_min_segments = ST_DEFAULT_COMPACTION_MIN_SEGMENTS;
+    /* Graph parameters within the builder's bounds (vec/hnsw.h). */
+    st_vector_index *vi = &c->opts.vector_index;
+    if (vi->m > 0 && vi->m < HNSW_M_MIN) vi->m = HNSW_M_MIN;
+    if (vi->m > HNSW_M_MAX) vi->m = HNSW_M_MAX;
+    if (vi->ef_construction > 0 && vi->ef_construction < HNSW_EF_CONSTRUCTION_MIN)
+        vi->ef_construction = HNSW_EF_CONSTRUCTION_MIN;
+    if (vi->ef_construction > HNSW_EF_CONSTRUCTION_MAX)
+        vi->ef_construction = HNSW_EF_CONSTRUCTION_MAX;
+    if (vi->build_threads > HNSW_THREADS_MAX) vi->build_threads = HNSW_THREADS_MAX;
+    if (vi->quantization != ST_QUANT_SQ8 && vi->quantization != ST_QUANT_RABITQ)
+        vi->quantization = ST_QUANT_NONE;
+    /* text_fields point into the caller's memory: copied here, and the
+     * copy is what everything else reads. */
+    c->opts.text_fields = NULL;
+    c->opts.n_text_fields = 0;
     c->dir = strdup(dir);
     c->seg_dir = path_join(dir, ST_DIR_SEGMENTS);
     c->wal_dir = path_join(dir, ST_DIR_WAL);
@@ -310,6 +332,10 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     if (c->dir == NULL || c->seg_dir == NULL || c->wal_dir == NULL) {
         rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory opening %s", dir);
         goto fail;
+    }
+    if (opts) {
+        rc = st_text_setup(c, opts, err);
+        if (rc < 0) goto fail;
     }
     rc = st_recover(c, err);
     if (rc < 0) goto fail;
