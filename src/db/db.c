@@ -173,6 +173,47 @@ static void problem_add(tdb_db *db, const char *coll, const char *kind, const ch
     pthread_mutex_unlock(&db->mu);
 }
 
+int db_storage_options(tdb_db *db, const db_coll *c, st_options *so, st_text_field **tf_out,
+                       tdb_error *err) {
+    *so = (st_options){
+        .fsync = db->opts.fsync,
+        .fsync_interval_ms = db->opts.fsync_interval_ms,
+        .wal_file_max_bytes = db->opts.wal_file_max_bytes,
+        .memtable_max_bytes = db->opts.memtable_max_bytes,
+        .memtable_max_docs = db->opts.memtable_max_docs,
+        .compaction_min_segments = db->opts.compaction_min_segments,
+        .background = db->background,
+    };
+    /* Index configuration from the schema: full-text fields in declaration
+     * order (st_text_field_find maps names back), and the per-segment HNSW
+     * graph with its codes. st_open copies it all. */
+    const coll_schema *sc = &c->schema;
+    st_text_field *tf = calloc(sc->attr_count ? sc->attr_count : 1, sizeof *tf);
+    if (tf == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < sc->attr_count; i++) {
+        const attr_decl *a = &sc->attrs[i];
+        if (!a->full_text) continue;
+        st_text_field *f = &tf[so->n_text_fields++];
+        f->name = a->name;
+        f->analyzer.language = a->language;
+        /* Stemming and stopwords mean nothing without a language. */
+        f->analyzer.stemming = a->language != NULL && a->stemming;
+        f->analyzer.stopwords = a->language != NULL && a->stopwords;
+    }
+    so->text_fields = tf;
+    if (c->dimension > 0) {
+        so->vector_index.m = (uint32_t)(sc->hnsw_m > 0 ? sc->hnsw_m : DB_DEFAULT_HNSW_M);
+        so->vector_index.ef_construction =
+            (uint32_t)(sc->ef_construction > 0 ? sc->ef_construction : DB_DEFAULT_EF_CONSTRUCTION);
+        so->vector_index.quantization = strcmp(sc->quantization, "sq8") == 0      ? ST_QUANT_SQ8
+                                        : strcmp(sc->quantization, "rabitq") == 0 ? ST_QUANT_RABITQ
+                                                                                  : ST_QUANT_NONE;
+        so->vector_index.build_threads = ST_DEFAULT_BUILD_THREADS;
+    }
+    *tf_out = tf;
+    return 0;
+}
+
 int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err) {
     pthread_mutex_lock(&c->mu);
     int rc = 0;
@@ -197,46 +238,11 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
             rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
             goto done;
         }
-        st_options so = {
-            .fsync = db->opts.fsync,
-            .fsync_interval_ms = db->opts.fsync_interval_ms,
-            .wal_file_max_bytes = db->opts.wal_file_max_bytes,
-            .memtable_max_bytes = db->opts.memtable_max_bytes,
-            .memtable_max_docs = db->opts.memtable_max_docs,
-            .compaction_min_segments = db->opts.compaction_min_segments,
-            .background = db->background,
-        };
-        /* Index configuration from the schema: full-text fields in
-         * declaration order (st_text_field_find maps names back), and the
-         * per-segment HNSW graph with its codes. st_open copies it all. */
-        const coll_schema *sc = &c->schema;
-        st_text_field *tf = calloc(sc->attr_count ? sc->attr_count : 1, sizeof *tf);
-        if (tf == NULL) {
+        st_options so;
+        st_text_field *tf = NULL;
+        if ((rc = db_storage_options(db, c, &so, &tf, err)) != 0) {
             free(dir);
-            rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
             goto done;
-        }
-        for (size_t i = 0; i < sc->attr_count; i++) {
-            const attr_decl *a = &sc->attrs[i];
-            if (!a->full_text) continue;
-            st_text_field *f = &tf[so.n_text_fields++];
-            f->name = a->name;
-            f->analyzer.language = a->language;
-            /* Stemming and stopwords mean nothing without a language. */
-            f->analyzer.stemming = a->language != NULL && a->stemming;
-            f->analyzer.stopwords = a->language != NULL && a->stopwords;
-        }
-        so.text_fields = tf;
-        if (c->dimension > 0) {
-            /* st_open brings m and ef_construction into the graph's bounds. */
-            so.vector_index.m = (uint32_t)(sc->hnsw_m > 0 ? sc->hnsw_m : DB_DEFAULT_HNSW_M);
-            so.vector_index.ef_construction =
-                (uint32_t)(sc->ef_construction > 0 ? sc->ef_construction
-                                                   : DB_DEFAULT_EF_CONSTRUCTION);
-            so.vector_index.quantization = strcmp(sc->quantization, "sq8") == 0      ? ST_QUANT_SQ8
-                                           : strcmp(sc->quantization, "rabitq") == 0 ? ST_QUANT_RABITQ
-                                                                                     : ST_QUANT_NONE;
-            so.vector_index.build_threads = ST_DEFAULT_BUILD_THREADS;
         }
         /* An in-place restore that failed between its renames leaves the
          * contents in <dir>.old (snapshot.c): take them back rather than
@@ -248,6 +254,7 @@ int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err)
             rc = tdb_err(err, TDB_EIO, "io_error",
                          "collection \"%s\": cannot move its data back from %s", c->name, old);
             free(old);
+            free(tf);
             free(dir);
             goto done;
         }

@@ -41,8 +41,8 @@
 #define DB_DEFAULT_HNSW_M 16
 #define DB_DEFAULT_EF_CONSTRUCTION 200
 #define DB_MIN_HNSW_M 2
-#define DB_MAX_HNSW_M 128         /* larger graphs cost memory without recall gains */
-#define DB_MAX_EF_CONSTRUCTION 4096
+#define DB_MAX_HNSW_M 100         /* the graph builder's bound (vec/hnsw.h) */
+#define DB_MAX_EF_CONSTRUCTION 2000 /* the graph builder's bound (vec/hnsw.h) */
 #define DB_MAX_TOP_K 10000        /* API.md */
 #define DB_DEFAULT_TOP_K 10
 #define DB_DEFAULT_LIST_LIMIT 100
@@ -172,8 +172,10 @@ int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *
 int db_load_parquet(const char *path, uint32_t dim, st_collection *st, tdb_error *err);
 /* DATA/tmp/<file> (malloc'd); the directory is emptied at open. */
 char *db_tmp_path(tdb_db *db, const char *file);
-/* Storage options for a collection directory of db. */
-void db_storage_options(tdb_db *db, st_options *so);
+/* Storage options for collection c (index configuration from its schema);
+ * *tf is the text-field array so points to: free it after st_open. */
+int db_storage_options(tdb_db *db, const db_coll *c, st_options *so, st_text_field **tf,
+                       tdb_error *err);
 
 /* Schemas (schema.c). */
 bool schema_name_valid(const char *name, size_t len);

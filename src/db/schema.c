@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db/db_int.h"
+#include "text/analyzer.h"
 #include "util/error.h"
 
 static const char *const attr_type_names[] = {"string", "int", "float", "bool", "string[]", "int[]"};
@@ -91,6 +92,15 @@ static int parse_full_text(const json_value *v, attr_decl *a, tdb_error *err) {
     }
     /* API.md: stemming defaults to true when a language is set. */
     if (!stemming_set) a->stemming = a->language != NULL;
+    /* Refuse now what the analyzer would refuse on every later request. */
+    text_analyzer_config cfg = {a->language, a->language != NULL && a->stemming,
+                                a->language != NULL && a->stopwords};
+    text_analyzer *an = NULL;
+    tdb_error aerr;
+    if (text_analyzer_new(&cfg, &an, &aerr) != 0)
+        return tdb_err(err, TDB_EINVAL, "invalid_attributes", "attribute \"%s\": %s", a->name,
+                       aerr.message);
+    text_analyzer_free(an);
     return 0;
 }
 

@@ -268,18 +268,6 @@ static int fetch(tdb_db *db, const catalog_snapshot *s, char **path, tdb_error *
     return rc;
 }
 
-void db_storage_options(tdb_db *db, st_options *so) {
-    *so = (st_options){
-        .fsync = db->opts.fsync,
-        .fsync_interval_ms = db->opts.fsync_interval_ms,
-        .wal_file_max_bytes = db->opts.wal_file_max_bytes,
-        .memtable_max_bytes = db->opts.memtable_max_bytes,
-        .memtable_max_docs = db->opts.memtable_max_docs,
-        .compaction_min_segments = db->opts.compaction_min_segments,
-        .background = db->background,
-    };
-}
-
 /* Restores into a new collection `into` with the snapshot's config. */
 static int restore_into(tdb_db *db, const catalog_snapshot *s, const char *path, const char *into,
                         char **out_json, tdb_error *err) {
@@ -326,9 +314,11 @@ static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error 
     if ((rc = db_tier_promote_cold(db, c, err)) != 0) goto unlock;
     fio_rmtree(fresh);
     st_options so;
-    db_storage_options(db, &so);
+    st_text_field *tf = NULL;
+    if ((rc = db_storage_options(db, c, &so, &tf, err)) != 0) goto unlock;
     st_collection *st = NULL;
     rc = st_open(fresh, c->dimension, c->metric, &so, &st, err);
+    free(tf);
     if (rc == 0) rc = db_load_parquet(path, c->dimension, st, err);
     if (rc == 0) rc = st_flush(st, err);
     st_close(st);

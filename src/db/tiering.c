@@ -224,9 +224,11 @@ static int download_parquet(tdb_db *db, db_coll *c, const char *prefix, const ch
     fio_rmtree(incoming);
     if ((rc = objstore_get_file(db->store, key, path, err)) != 0) goto done;
     st_options so;
-    db_storage_options(db, &so);
+    st_text_field *tf = NULL;
+    if ((rc = db_storage_options(db, c, &so, &tf, err)) != 0) goto done;
     st_collection *st = NULL;
     rc = st_open(incoming, c->dimension, c->metric, &so, &st, err);
+    free(tf);
     if (rc == 0) rc = db_load_parquet(path, c->dimension, st, err);
     if (rc == 0) rc = st_flush(st, err);
     st_close(st);

@@ -14,6 +14,7 @@
  * creates it during a download (db/tiering.c holds the collection's move
  * lock and checks afterwards that the collection did not change).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,32 +85,80 @@ static int upload_one(objstore *store, const char *dir, const char *prefix, cons
     return 0;
 }
 
+/* Reads dir/MANIFEST into *data (malloc'd) and loads the manifest from
+ * those same bytes' file; the caller compares the bytes again later. */
+static int read_manifest(const char *dir, char **data, size_t *len, tdb_error *err) {
+    char path[TIER_MAX_PATH];
+    if (!pathf(path, sizeof path, "%s/MANIFEST", dir))
+        return tdb_err(err, TDB_EINVAL, "tier_move_failed", "path too long: %s", dir);
+    int e = fio_read_file(path, data, len);
+    if (e == -ENOENT) { /* nothing flushed yet: an empty collection */
+        *data = NULL;
+        *len = 0;
+        return 0;
+    }
+    if (e != 0)
+        return tdb_err(err, TDB_EIO, "tier_move_failed", "cannot read %s: %s", path, strerror(-e));
+    return 0;
+}
+
 int tier_copy_upload(objstore *store, const char *dir, const char *prefix, tier_copy_info *out,
                      tdb_error *err) {
     memset(out, 0, sizeof *out);
-    manifest m;
-    int rc = manifest_load(dir, &m, err);
-    if (rc) return rc;
+    /* The MANIFEST is the copy's commit point, so the bytes uploaded are the
+     * bytes whose segment list is copied: read once, load, read again
+     * (a compaction may replace it at any moment), and compare once more
+     * after the segments are up. Any difference aborts the copy. */
+    char *before = NULL, *again = NULL, *after = NULL;
+    size_t before_len = 0, again_len = 0, after_len = 0;
+    manifest m = {0};
     buf index = BUF_INIT;
-    buf_printf(&index, "{\"format\":%d,\"files\":[", TIER_FILES_FORMAT);
-    char mpath[TIER_MAX_PATH];
-    if (!pathf(mpath, sizeof mpath, "%s/MANIFEST", dir)) {
-        rc = tdb_err(err, TDB_EINVAL, "tier_move_failed", "path too long: %s", dir);
+    int rc = read_manifest(dir, &before, &before_len, err);
+    if (rc) return rc;
+    if ((rc = manifest_load(dir, &m, err)) != 0) goto done;
+    if ((rc = read_manifest(dir, &again, &again_len, err)) != 0) goto done;
+    if (again_len != before_len || (before_len && memcmp(again, before, before_len) != 0)) {
+        rc = tdb_err(err, TDB_EBUSY, "collection_changed",
+                     "%s/MANIFEST changed while it was read; the copy will be retried", dir);
         goto done;
     }
-    if (fio_exists(mpath) && (rc = upload_one(store, dir, prefix, "MANIFEST", &index, out, err)) != 0)
-        goto done;
+    buf_printf(&index, "{\"format\":%d,\"files\":[", TIER_FILES_FORMAT);
     for (size_t i = 0; i < m.segment_count; i++) {
         char name[64];
         segment_name(m.segments[i].id, name);
         if ((rc = upload_one(store, dir, prefix, name, &index, out, err)) != 0) goto done;
+    }
+    if ((rc = read_manifest(dir, &after, &after_len, err)) != 0) goto done;
+    if (after_len != before_len || (before_len && memcmp(after, before, before_len) != 0)) {
+        rc = tdb_err(err, TDB_EBUSY, "collection_changed",
+                     "%s/MANIFEST changed while the copy was uploaded; it will be retried", dir);
+        goto done;
+    }
+    char key[OBJSTORE_MAX_KEY_BYTES + 1];
+    if (before_len > 0) {
+        if (!pathf(key, sizeof key, "%s/MANIFEST", prefix)) {
+            rc = tdb_err(err, TDB_EINVAL, "tier_move_failed", "key too long: %s", prefix);
+            goto done;
+        }
+        if ((rc = objstore_put(store, key, before, before_len, err)) != 0) goto done;
+        objstore_info oi;
+        if ((rc = objstore_head(store, key, &oi, err)) != 0) goto done;
+        if (oi.size_bytes != before_len || !oi.has_crc32c ||
+            oi.crc32c != crc32c(before, before_len)) {
+            rc = tdb_err(err, TDB_EIO, "tier_move_failed", "the cold copy of MANIFEST did not verify");
+            goto done;
+        }
+        if (index.len > 0 && index.data[index.len - 1] != '[') buf_putc(&index, ',');
+        buf_printf(&index, "{\"name\":\"MANIFEST\",\"size\":%zu,\"crc32c\":%u}", before_len,
+                   oi.crc32c);
+        out->files++;
+        out->bytes += before_len;
     }
     buf_puts(&index, "]}");
     if (buf_failed(&index)) {
         rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
         goto done;
     }
-    char key[OBJSTORE_MAX_KEY_BYTES + 1];
     if (!pathf(key, sizeof key, "%s/FILES", prefix)) {
         rc = tdb_err(err, TDB_EINVAL, "tier_move_failed", "key too long: %s", prefix);
         goto done;
@@ -119,6 +168,9 @@ int tier_copy_upload(objstore *store, const char *dir, const char *prefix, tier_
 done:
     buf_free(&index);
     manifest_clear(&m);
+    free(before);
+    free(again);
+    free(after);
     return rc;
 }
 
