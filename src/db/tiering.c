@@ -280,8 +280,17 @@ static int move_warm_to_cold(tdb_db *db, db_coll *c, tdb_error *err) {
     if (rc) goto done;
     info.bytes += pq_bytes;
     pthread_rwlock_wrlock(&c->rw);
+    /* Writers are excluded now: flush what they applied after the upload's
+     * flush (local I/O only); if that or a compaction changed the MANIFEST,
+     * the copy is stale and the move is retried later. Without this, writes
+     * acknowledged during the upload would be lost with the local files. */
+    pthread_mutex_lock(&c->mu);
+    st_collection *live = c->st;
+    pthread_mutex_unlock(&c->mu);
+    int frc = live ? st_flush(live, err) : 0;
     change_mark after = mark_of(c);
-    if (memcmp(&before, &after, sizeof before) != 0) {
+    if (frc != 0 || !tier_copy_current(dir, &info) ||
+        before.st != after.st || before.compactions != after.compactions) {
         pthread_rwlock_unlock(&c->rw);
         rc = tdb_err(err, TDB_EBUSY, "collection_changed",
                      "collection \"%s\" changed while its cold copy was uploaded; the move will be "
@@ -636,6 +645,7 @@ static void run_cycle(tdb_db *db, buf *report) {
     pthread_mutex_unlock(&db->mu);
     planned *plan = calloc(n ? n : 1, sizeof *plan);
     size_t counts[5] = {0};
+    size_t deferred = 0;
     buf errors = BUF_INIT;
     size_t nerrors = 0;
     if (all == NULL || plan == NULL) {
@@ -687,6 +697,12 @@ static void run_cycle(tdb_db *db, buf *report) {
         done_moves++;
         if (rc == 0) {
             counts[plan[i].move]++;
+        } else if (rc == TDB_EBUSY) {
+            /* The collection changed during the move (a write, a flush, a
+             * compaction): nothing failed; a later cycle moves it. */
+            deferred++;
+            log_msg(LOG_INFO, "tiering: %s %s deferred: %s", plan[i].c->name,
+                    tier_move_name(plan[i].move), err.message);
         } else if (nerrors < DB_MAX_REPORT_ERRORS) {
             if (nerrors++) buf_putc(&errors, ',');
             buf_puts(&errors, "{\"collection\":");
@@ -702,9 +718,9 @@ static void run_cycle(tdb_db *db, buf *report) {
 report:
     buf_printf(report,
                "{\"hot_to_warm\":%zu,\"warm_to_cold\":%zu,\"warm_to_hot\":%zu,\"cold_to_warm\":%zu,"
-               "\"errors\":[%s],\"took_ms\":",
+               "\"deferred\":%zu,\"errors\":[%s],\"took_ms\":",
                counts[TIER_MOVE_HOT_TO_WARM], counts[TIER_MOVE_WARM_TO_COLD],
-               counts[TIER_MOVE_WARM_TO_HOT], counts[TIER_MOVE_COLD_TO_WARM],
+               counts[TIER_MOVE_WARM_TO_HOT], counts[TIER_MOVE_COLD_TO_WARM], deferred,
                errors.data ? errors.data : "");
     json_write_double(report, (double)(clock_mono_ns() - t0) / 1e6);
     char at[32];

@@ -53,10 +53,16 @@ static int upload_one(objstore *store, const char *dir, const char *prefix, cons
         !pathf(key, sizeof key, "%s/%s", prefix, name))
         return tdb_err(err, TDB_EINVAL, "tier_move_failed", "path too long: %s/%s", dir, name);
     int64_t size = fio_file_size(path);
+    if (size == -ENOENT)
+        return tdb_err(err, TDB_EBUSY, "collection_changed",
+                       "%s was replaced (compaction) while the cold copy was made; retry", path);
     if (size < 0)
         return tdb_err(err, TDB_EIO, "tier_move_failed", "cannot read %s for the cold copy: %s", path,
                        strerror((int)-size));
     int rc = objstore_put_file(store, key, path, err);
+    if (rc && !fio_exists(path))
+        return tdb_err(err, TDB_EBUSY, "collection_changed",
+                       "%s was replaced (compaction) while the cold copy was made; retry", path);
     if (rc) return rc;
     objstore_info oi;
     if ((rc = objstore_head(store, key, &oi, err)) != 0) return rc;
@@ -69,6 +75,9 @@ static int upload_one(objstore *store, const char *dir, const char *prefix, cons
     const void *map;
     size_t len;
     int e = fio_mmap_file(path, &map, &len);
+    if (e == -ENOENT)
+        return tdb_err(err, TDB_EBUSY, "collection_changed",
+                       "%s was replaced (compaction) while the cold copy was made; retry", path);
     if (e != 0)
         return tdb_err(err, TDB_EIO, "tier_move_failed", "cannot map %s: %s", path, strerror(-e));
     uint32_t local_crc = crc32c(map, len);
@@ -153,6 +162,8 @@ int tier_copy_upload(objstore *store, const char *dir, const char *prefix, tier_
                    oi.crc32c);
         out->files++;
         out->bytes += before_len;
+        out->manifest_len = before_len;
+        out->manifest_crc = oi.crc32c;
     }
     buf_puts(&index, "]}");
     if (buf_failed(&index)) {
@@ -279,4 +290,13 @@ int tier_copy_delete(objstore *store, const char *prefix, tdb_error *err) {
     }
     free(after);
     return rc;
+}
+
+bool tier_copy_current(const char *dir, const tier_copy_info *info) {
+    char *data = NULL;
+    size_t len = 0;
+    if (read_manifest(dir, &data, &len, NULL) != 0) return false;
+    bool same = len == info->manifest_len && (len == 0 || crc32c(data, len) == info->manifest_crc);
+    free(data);
+    return same;
 }

@@ -66,8 +66,13 @@ const char *tier_move_name(tier_move m);
 
 typedef struct tier_copy_info {
     uint64_t files;
-    uint64_t bytes;   /* total object bytes of the copy */
+    uint64_t bytes;         /* total object bytes of the copy */
+    uint64_t manifest_len;  /* the MANIFEST bytes copied (0: none) ... */
+    uint32_t manifest_crc;  /* ... and their CRC32C, to check at commit */
 } tier_copy_info;
+
+/* True when dir/MANIFEST still holds exactly the bytes info copied. */
+bool tier_copy_current(const char *dir, const tier_copy_info *info);
 
 /* Uploads the collection in dir (its MANIFEST and the segment files it
  * lists) under prefix ("collections/<id>/<gen>"), verifies each object's
