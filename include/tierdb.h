@@ -213,7 +213,90 @@ int tdb_snapshot_restore_json(tdb_db *db, const char *name, const char *snapshot
                               const char *body, size_t body_len, char **out_json, tdb_error *err);
 int tdb_snapshot_delete(tdb_db *db, const char *name, const char *snapshot_id, tdb_error *err);
 
-/* ---- Bulk import and metrics (declared below by their own section) --- */
+/* ---- Bulk import and metrics ------------------------------------------ */
+
+/* Streaming NDJSON import (API.md "Documents", import). Each line is one
+ * document {"id", "vector", "attributes"}, validated exactly as an upsert
+ * validates it. The input is fed in pieces of any size as it arrives
+ * (tdb_import_feed splits lines; a piece may end mid-line), so nothing
+ * holds the whole input: memory stays flat at one batch plus the longest
+ * line. Good lines are grouped into batches of batch_docs documents and
+ * each batch is one atomic, durable write (one WAL record), committed as
+ * soon as it is full; a reader sees a prefix of the file, batch by batch.
+ *
+ * A bad line (malformed JSON, wrong dimension, a declared-type mismatch,
+ * a line longer than max_line_bytes) is not a failed call: it goes into
+ * the report. With skip_errors it is skipped and the import goes on;
+ * without, the lines before it are committed, nothing after it is read
+ * (tdb_import_stopped becomes true; later input is ignored), and the
+ * report names it. Lines count from 1, blank lines included (and
+ * ignored). Calls fail (negative TDB_E*) only when the import cannot go
+ * on at all: the write failed (I/O, read-only after an fsync error), the
+ * collection was dropped meanwhile, the database is closing, no memory.
+ * After such a failure every call returns the same error; the batches
+ * committed before it stay.
+ *
+ * One tdb_import is used by one thread at a time. */
+
+#define TDB_IMPORT_DEFAULT_BATCH_DOCS 1000  /* per WAL record: amortizes the fsync, bounds memory */
+#define TDB_IMPORT_MAX_BATCH_DOCS 100000    /* a batch is held in memory until committed */
+#define TDB_IMPORT_MAX_ERRORS 100           /* errors listed in a report; all are counted */
+
+typedef struct tdb_import_options {
+    bool skip_errors;        /* true: skip bad lines (on_error=skip); false: stop at the first (abort) */
+    size_t batch_docs;       /* documents per atomic write, 1..TDB_IMPORT_MAX_BATCH_DOCS; 0: default */
+    size_t max_line_bytes;   /* a longer line is an error for that line; 0: 64 MiB */
+} tdb_import_options;
+
+typedef struct tdb_import tdb_import;
+
+/* Counts so far (for progress reports). */
+typedef struct tdb_import_stats {
+    uint64_t lines;          /* complete lines seen, blank ones included */
+    uint64_t imported;       /* documents committed */
+    uint64_t pending;        /* valid documents waiting for their batch to fill */
+    uint64_t skipped;        /* bad lines skipped (skip_errors) */
+    uint64_t errors;         /* bad lines, skipped or the one that stopped the import */
+    bool stopped;            /* a bad line stopped the import (abort) */
+} tdb_import_stats;
+
+/* Starts an import into collection `name` (TDB_ENOTFOUND when absent;
+ * TDB_EINVAL for bad options). opts NULL: the defaults (abort on the first
+ * bad line). The import holds no lock between calls: the collection can
+ * be read, written and moved between tiers meanwhile. Finish with
+ * tdb_import_end, or give up with tdb_import_free. */
+int tdb_import_begin(tdb_db *db, const char *name, const tdb_import_options *opts,
+                     tdb_import **out, tdb_error *err);
+/* Feeds the next len bytes of NDJSON (any split: lines may span calls).
+ * Complete lines are validated at once; full batches are committed before
+ * it returns. */
+int tdb_import_feed(tdb_import *imp, const char *data, size_t len, tdb_error *err);
+/* Feeds one whole line (without its '\n'), for callers that split lines
+ * themselves. Do not mix with a partial line left by tdb_import_feed. */
+int tdb_import_line(tdb_import *imp, const char *line, size_t len, tdb_error *err);
+/* True once a bad line stopped the import (abort) or a call failed: later
+ * input is ignored, so a caller may stop reading it. */
+bool tdb_import_stopped(const tdb_import *imp);
+void tdb_import_stats_get(const tdb_import *imp, tdb_import_stats *out);
+/* Treats what is left of a partial line as the last line, commits the
+ * pending batch and writes the report {"imported", "skipped", "errors":
+ * [{"line", "message"}]} (at most TDB_IMPORT_MAX_ERRORS errors) to
+ * *out_json; final (optional) gets the final counts. Frees imp whatever
+ * happens. Fails as the calls above fail; the message then says how many
+ * documents were committed before. */
+int tdb_import_end(tdb_import *imp, tdb_import_stats *final, char **out_json, tdb_error *err);
+/* Frees an import without committing its pending batch (the client went
+ * away); batches committed before stay. NULL is a no-op. */
+void tdb_import_free(tdb_import *imp);
+
+/* The database's series in the Prometheus text format 0.0.4 (docs/
+ * operations.md lists them): collections, documents, bytes and segments
+ * per tier, tier moves by kind, WAL bytes and fsyncs, flushes and
+ * compactions, problems. Every family has HELP and TYPE lines and the
+ * prefix "tierdb_"; a caller appending its own families must use other
+ * names. Reading it is no access to any collection and opens nothing.
+ * *out is freed with tdb_free. */
+int tdb_metrics_text(tdb_db *db, char **out, tdb_error *err);
 
 /* ---- Operations ----------------------------------------------------- */
 

@@ -16,13 +16,36 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tierdb.h"
 
-/* Exit statuses of the CLI. */
+/* Exit statuses of the CLI (docs/configuration.md "Exit statuses"; shell
+ * scripts rely on them, so they never change meaning). */
 #define CLI_EXIT_OK 0
-#define CLI_EXIT_FAILURE 1 /* could not start or run (port in use, data dir unusable) */
-#define CLI_EXIT_USAGE 2   /* bad flags, settings or config file */
+#define CLI_EXIT_FAILURE 1  /* could not start or run (port in use, data dir unusable); client
+                               commands: the server could not be reached, answered 5xx, or a
+                               local file could not be read */
+#define CLI_EXIT_USAGE 2    /* bad flags, settings or config file */
+#define CLI_EXIT_REFUSED 3  /* client commands: the server refused the request (4xx: unknown
+                               collection, invalid input, bad key, conflict) */
+#define CLI_EXIT_PARTIAL 4  /* tierdb import: some lines were bad (skipped, or the import
+                               stopped at one); the good lines before were committed */
+
+/* Defaults of the tiering policy (API.md "Tiering"), shown by
+ * --print-config and handed to the database as given. */
+#define CLI_DEFAULT_HOT_TTL_MS (6LL * 3600 * 1000)
+#define CLI_DEFAULT_WARM_TTL_MS (7LL * 86400 * 1000)
+#define CLI_DEFAULT_ACCESS_WINDOW_MS (3600LL * 1000)
+#define CLI_DEFAULT_WORKER_INTERVAL_MS (300LL * 1000)
+#define CLI_DEFAULT_PROMOTION_THRESHOLD 10u
+#define CLI_DEFAULT_MAX_MIGRATIONS 16u
+
+/* Room for the source of each setting (config.c's table has fewer rows). */
+#define CLI_MAX_SETTINGS 32
+
+/* Where a setting's value came from (the last source that set it). */
+typedef enum cli_source { CLI_SRC_DEFAULT = 0, CLI_SRC_FILE, CLI_SRC_ENV, CLI_SRC_FLAG } cli_source;
 
 /* Longest accepted config file: it holds a dozen keys; anything bigger is
  * the wrong file. */
@@ -50,6 +73,7 @@ typedef struct cli_settings {
     uint64_t hot_memory_budget;   /* 0: 50% of RAM */
     int64_t hot_ttl_ms, warm_ttl_ms, access_window_ms, worker_interval_ms; /* 0/-1: defaults */
     uint32_t promotion_threshold, max_migrations_per_cycle;                /* 0: defaults */
+    unsigned char source[CLI_MAX_SETTINGS]; /* cli_source of each row of config.c's table */
 } cli_settings;
 
 /* Fills s with the built-in defaults. */
@@ -62,6 +86,14 @@ int cli_settings_load_file(cli_settings *s, const char *path, char *msg, size_t 
 int cli_settings_load_env(cli_settings *s, char *msg, size_t cap);
 /* Sets one setting by its flag name ("--data"), for the flag parser. */
 int cli_settings_set_flag(cli_settings *s, const char *flag, const char *value, char *msg, size_t cap);
+/* Writes the effective settings as a config file (the TOML subset that
+ * --config reads), each with a comment naming its source; secrets are
+ * masked (written as comments, so reading the output back leaves them
+ * unset). */
+void cli_settings_print(const cli_settings *s, FILE *out);
+/* Warns on stderr about TIERDB_* environment variables that no setting
+ * reads (a typo would otherwise go unnoticed). */
+void cli_settings_warn_unknown_env(void);
 
 /* Commands: each returns the process exit status. */
 int cli_serve(const cli_settings *s);
@@ -69,5 +101,11 @@ int cli_serve(const cli_settings *s);
  * subcommand word ("ann"), options follow. */
 int cli_bench_ann(int argc, char **argv);
 int cli_bench_text(int argc, char **argv);
+/* Client commands (client.c, import.c): talk to a running server over
+ * HTTP; argv holds the options after the command word. */
+int cli_import(int argc, char **argv);
+int cli_collections(int argc, char **argv);
+int cli_query(int argc, char **argv);
+int cli_tier(int argc, char **argv);
 
 #endif

@@ -4,9 +4,12 @@
  * Layer: cli.
  *
  * One table lists every setting once, with its environment variable, its
- * place in the config file and its flag, and the parser of its value; the
- * three sources only find the row and call the parser, so a value is
- * checked the same way wherever it comes from.
+ * place in the config file and its flag, the parser of its value and the
+ * writer that shows it again; the three sources only find the row and
+ * call the parser, so a value is checked the same way wherever it comes
+ * from. Each row remembers which source set it last, for --print-config,
+ * which writes the effective settings as a config file in this same TOML
+ * subset (secrets masked), so its output can be read back.
  *
  * The config file is a small subset of TOML (https://toml.io), enough for
  * flat sections of scalars:
@@ -43,6 +46,9 @@
 #define CLI_MAX_BYTES (1ull << 50)
 
 typedef int (*setting_parse)(cli_settings *s, const char *value, char *why, size_t cap);
+/* Writes the effective value as a TOML value ("\"always\"", "100000");
+ * returns false when the setting is unset (nothing written). */
+typedef bool (*setting_show)(const cli_settings *s, char *out, size_t cap);
 
 typedef struct setting {
     const char *env;      /* environment variable, or NULL */
@@ -50,6 +56,9 @@ typedef struct setting {
     const char *key;      /* key in that section */
     const char *flag;     /* command-line flag, or NULL */
     setting_parse parse;
+    setting_show show;
+    bool secret;          /* shown masked */
+    const char *unset;    /* what an unset value means, for --print-config */
 } setting;
 
 static void set_why(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -317,30 +326,174 @@ static int p_max_migrations(cli_settings *s, const char *v, char *why, size_t ca
     return 0;
 }
 
+/* ---- showing values (--print-config) --------------------------------------- */
+
+/* A TOML basic string: quotes, backslashes and control characters escaped. */
+static void toml_string(const char *v, char *out, size_t cap) {
+    size_t n = 0;
+    if (cap < 3) {
+        if (cap) out[0] = '\0';
+        return;
+    }
+    out[n++] = '"';
+    for (; *v && n + 8 < cap; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* Bytes with the largest suffix that divides them exactly ("64M"). */
+static void show_size(uint64_t v, char *out, size_t cap) {
+    if (v != 0 && v % (1ull << 30) == 0) snprintf(out, cap, "\"%lluG\"", (unsigned long long)(v >> 30));
+    else if (v != 0 && v % (1ull << 20) == 0) snprintf(out, cap, "\"%lluM\"", (unsigned long long)(v >> 20));
+    else if (v != 0 && v % (1ull << 10) == 0) snprintf(out, cap, "\"%lluK\"", (unsigned long long)(v >> 10));
+    else snprintf(out, cap, "%llu", (unsigned long long)v);
+}
+
+/* A duration with the largest unit that divides it exactly ("6h"). */
+static void show_duration(int64_t ms, char *out, size_t cap) {
+    static const struct { int64_t ms; const char *unit; } units[] = {
+        {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(out, cap, "\"%lld%s\"", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    snprintf(out, cap, "\"%lldms\"", (long long)ms);
+}
+
+static bool w_data(const cli_settings *s, char *out, size_t cap) {
+    toml_string(s->data_dir, out, cap);
+    return true;
+}
+static bool w_listen(const cli_settings *s, char *out, size_t cap) {
+    toml_string(s->listen, out, cap);
+    return true;
+}
+static bool w_fsync(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "\"%s\"", s->fsync == TDB_FSYNC_ALWAYS ? "always" : s->fsync == TDB_FSYNC_INTERVAL ? "interval" : "none");
+    return true;
+}
+static bool w_fsync_interval(const cli_settings *s, char *out, size_t cap) {
+    show_duration(s->fsync_interval_ms, out, cap);
+    return true;
+}
+static bool w_api_key(const cli_settings *s, char *out, size_t cap) {
+    if (s->api_key == NULL) return false;
+    toml_string(s->api_key, out, cap);
+    return true;
+}
+static bool w_readonly_key(const cli_settings *s, char *out, size_t cap) {
+    if (s->readonly_api_key == NULL) return false;
+    toml_string(s->readonly_api_key, out, cap);
+    return true;
+}
+static bool w_object_store(const cli_settings *s, char *out, size_t cap) {
+    if (s->object_store == NULL) return false;
+    toml_string(s->object_store, out, cap);
+    return true;
+}
+static bool w_log_level(const cli_settings *s, char *out, size_t cap) {
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    int l = s->log_level;
+    snprintf(out, cap, "\"%s\"", l >= 0 && l <= 3 ? names[l] : "info");
+    return true;
+}
+static bool w_memtable_docs(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "%u", s->memtable_max_docs);
+    return true;
+}
+static bool w_memtable_bytes(const cli_settings *s, char *out, size_t cap) {
+    show_size(s->memtable_max_bytes, out, cap);
+    return true;
+}
+static bool w_compaction_min(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "%u", s->compaction_min_segments);
+    return true;
+}
+static bool w_max_body(const cli_settings *s, char *out, size_t cap) {
+    show_size(s->max_body_bytes, out, cap);
+    return true;
+}
+static bool w_s3_endpoint(const cli_settings *s, char *out, size_t cap) {
+    if (s->s3_endpoint == NULL) return false;
+    toml_string(s->s3_endpoint, out, cap);
+    return true;
+}
+static bool w_s3_path_style(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "%s", s->s3_path_style ? "true" : "false");
+    return true;
+}
+static bool w_hot_budget(const cli_settings *s, char *out, size_t cap) {
+    show_size(s->hot_memory_budget, out, cap);
+    return true;
+}
+static bool w_hot_ttl(const cli_settings *s, char *out, size_t cap) {
+    show_duration(s->hot_ttl_ms, out, cap);
+    return true;
+}
+static bool w_warm_ttl(const cli_settings *s, char *out, size_t cap) {
+    show_duration(s->warm_ttl_ms, out, cap);
+    return true;
+}
+static bool w_access_window(const cli_settings *s, char *out, size_t cap) {
+    show_duration(s->access_window_ms, out, cap);
+    return true;
+}
+static bool w_worker_interval(const cli_settings *s, char *out, size_t cap) {
+    if (s->worker_interval_ms == 0) snprintf(out, cap, "\"0s\"");
+    else show_duration(s->worker_interval_ms, out, cap);
+    return true;
+}
+static bool w_promotion_threshold(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "%u", s->promotion_threshold);
+    return true;
+}
+static bool w_max_migrations(const cli_settings *s, char *out, size_t cap) {
+    snprintf(out, cap, "%u", s->max_migrations_per_cycle);
+    return true;
+}
+
 static const setting settings[] = {
-    {"TIERDB_DATA", "storage", "data", "--data", p_data},
-    {"TIERDB_LISTEN", "server", "listen", "--listen", p_listen},
-    {"TIERDB_FSYNC", "storage", "fsync", NULL, p_fsync},
-    {"TIERDB_FSYNC_INTERVAL", "storage", "fsync_interval", NULL, p_fsync_interval},
-    {"TIERDB_API_KEY", "server", "api_key", NULL, p_api_key},
-    {"TIERDB_READONLY_API_KEY", "server", "readonly_api_key", NULL, p_readonly_key},
-    {"TIERDB_OBJECT_STORE", "storage", "object_store", NULL, p_object_store},
-    {"TIERDB_LOG_LEVEL", "log", "level", NULL, p_log_level},
-    {"TIERDB_MEMTABLE_MAX_DOCS", "storage", "memtable_max_docs", NULL, p_memtable_docs},
-    {"TIERDB_MEMTABLE_MAX_BYTES", "storage", "memtable_max_bytes", NULL, p_memtable_bytes},
-    {"TIERDB_COMPACTION_MIN_SEGMENTS", "storage", "compaction_min_segments", NULL, p_compaction_min},
-    {"TIERDB_MAX_BODY_BYTES", "server", "max_body_bytes", NULL, p_max_body},
-    {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_s3_endpoint},
-    {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_s3_path_style},
-    {"TIERDB_HOT_MEMORY_BUDGET", "tiering", "hot_memory_budget", NULL, p_hot_budget},
-    {"TIERDB_HOT_TTL", "tiering", "hot_ttl", NULL, p_hot_ttl},
-    {"TIERDB_WARM_TTL", "tiering", "warm_ttl", NULL, p_warm_ttl},
-    {"TIERDB_ACCESS_WINDOW", "tiering", "access_window", NULL, p_access_window},
-    {"TIERDB_WORKER_INTERVAL", "tiering", "worker_interval", NULL, p_worker_interval},
-    {"TIERDB_PROMOTION_THRESHOLD", "tiering", "promotion_threshold", NULL, p_promotion_threshold},
-    {"TIERDB_MAX_MIGRATIONS_PER_CYCLE", "tiering", "max_migrations_per_cycle", NULL, p_max_migrations},
+    {"TIERDB_DATA", "storage", "data", "--data", p_data, w_data, false, NULL},
+    {"TIERDB_LISTEN", "server", "listen", "--listen", p_listen, w_listen, false, NULL},
+    {"TIERDB_FSYNC", "storage", "fsync", NULL, p_fsync, w_fsync, false, NULL},
+    {"TIERDB_FSYNC_INTERVAL", "storage", "fsync_interval", NULL, p_fsync_interval, w_fsync_interval, false, NULL},
+    {"TIERDB_API_KEY", "server", "api_key", NULL, p_api_key, w_api_key, true, "auth off"},
+    {"TIERDB_READONLY_API_KEY", "server", "readonly_api_key", NULL, p_readonly_key, w_readonly_key, true,
+     "no read-only key"},
+    {"TIERDB_OBJECT_STORE", "storage", "object_store", NULL, p_object_store, w_object_store, false,
+     "file://DATA/objects"},
+    {"TIERDB_LOG_LEVEL", "log", "level", NULL, p_log_level, w_log_level, false, NULL},
+    {"TIERDB_MEMTABLE_MAX_DOCS", "storage", "memtable_max_docs", NULL, p_memtable_docs, w_memtable_docs, false, NULL},
+    {"TIERDB_MEMTABLE_MAX_BYTES", "storage", "memtable_max_bytes", NULL, p_memtable_bytes, w_memtable_bytes, false,
+     NULL},
+    {"TIERDB_COMPACTION_MIN_SEGMENTS", "storage", "compaction_min_segments", NULL, p_compaction_min,
+     w_compaction_min, false, NULL},
+    {"TIERDB_MAX_BODY_BYTES", "server", "max_body_bytes", NULL, p_max_body, w_max_body, false, NULL},
+    {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_s3_endpoint, w_s3_endpoint, false, "AWS"},
+    {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_s3_path_style, w_s3_path_style, false, NULL},
+    {"TIERDB_HOT_MEMORY_BUDGET", "tiering", "hot_memory_budget", NULL, p_hot_budget, w_hot_budget, false, NULL},
+    {"TIERDB_HOT_TTL", "tiering", "hot_ttl", NULL, p_hot_ttl, w_hot_ttl, false, NULL},
+    {"TIERDB_WARM_TTL", "tiering", "warm_ttl", NULL, p_warm_ttl, w_warm_ttl, false, NULL},
+    {"TIERDB_ACCESS_WINDOW", "tiering", "access_window", NULL, p_access_window, w_access_window, false, NULL},
+    {"TIERDB_WORKER_INTERVAL", "tiering", "worker_interval", NULL, p_worker_interval, w_worker_interval, false, NULL},
+    {"TIERDB_PROMOTION_THRESHOLD", "tiering", "promotion_threshold", NULL, p_promotion_threshold,
+     w_promotion_threshold, false, NULL},
+    {"TIERDB_MAX_MIGRATIONS_PER_CYCLE", "tiering", "max_migrations_per_cycle", NULL, p_max_migrations,
+     w_max_migrations, false, NULL},
 };
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
+_Static_assert(SETTING_COUNT <= CLI_MAX_SETTINGS, "cli_settings.source needs a slot per setting");
 
 void cli_settings_init(cli_settings *s) {
     memset(s, 0, sizeof *s);
@@ -357,7 +510,12 @@ void cli_settings_init(cli_settings *s) {
     s->memtable_max_bytes = o.memtable_max_bytes;
     s->compaction_min_segments = o.compaction_min_segments;
     s->max_body_bytes = 64ull << 20;
-    s->worker_interval_ms = -1; /* default */
+    s->hot_ttl_ms = CLI_DEFAULT_HOT_TTL_MS;
+    s->warm_ttl_ms = CLI_DEFAULT_WARM_TTL_MS;
+    s->access_window_ms = CLI_DEFAULT_ACCESS_WINDOW_MS;
+    s->worker_interval_ms = CLI_DEFAULT_WORKER_INTERVAL_MS;
+    s->promotion_threshold = CLI_DEFAULT_PROMOTION_THRESHOLD;
+    s->max_migrations_per_cycle = CLI_DEFAULT_MAX_MIGRATIONS;
 }
 
 void cli_settings_free(cli_settings *s) {
@@ -383,6 +541,7 @@ int cli_settings_load_env(cli_settings *s, char *msg, size_t cap) {
             snprintf(msg, cap, "%s: %s", st->env, why);
             return -1;
         }
+        s->source[i] = CLI_SRC_ENV;
     }
     return 0;
 }
@@ -396,6 +555,7 @@ int cli_settings_set_flag(cli_settings *s, const char *flag, const char *value, 
             snprintf(msg, cap, "%s: %s", flag, why);
             return -1;
         }
+        s->source[i] = CLI_SRC_FLAG;
         return 0;
     }
     snprintf(msg, cap, "unknown flag %s", flag);
@@ -629,12 +789,77 @@ int cli_settings_load_file(cli_settings *s, const char *path, char *msg, size_t 
             snprintf(msg, cap, "%s:%d: %s.%s: %s", path, line_no, section, key, why);
             goto done;
         }
+        s->source[st - settings] = CLI_SRC_FILE;
         line = next;
     }
     rc = 0;
+    free(s->config_path);
+    s->config_path = strdup(path);
 done:
     fclose(f);
     free(text);
     free(value);
     return rc;
+}
+
+/* ---- --print-config ------------------------------------------------------ */
+
+/* Sections in the order they are printed. */
+static const char *const print_sections[] = {"server", "storage", "log", "tiering", "s3"};
+
+static void source_text(const cli_settings *s, size_t i, char *out, size_t cap) {
+    switch ((cli_source)s->source[i]) {
+    case CLI_SRC_FILE: snprintf(out, cap, "from %s", s->config_path ? s->config_path : "the config file"); break;
+    case CLI_SRC_ENV: snprintf(out, cap, "from %s", settings[i].env); break;
+    case CLI_SRC_FLAG: snprintf(out, cap, "from %s", settings[i].flag); break;
+    default: snprintf(out, cap, "default"); break;
+    }
+}
+
+void cli_settings_print(const cli_settings *s, FILE *out) {
+    fprintf(out, "# tierdb %s serve: effective settings (defaults < config file < TIERDB_* environment < flags).\n"
+                 "# A config file in the format --config reads; secrets are masked (as comments).\n",
+            TDB_VERSION_STRING);
+    for (size_t k = 0; k < sizeof print_sections / sizeof print_sections[0]; k++) {
+        fprintf(out, "\n[%s]\n", print_sections[k]);
+        for (size_t i = 0; i < SETTING_COUNT; i++) {
+            const setting *st = &settings[i];
+            if (strcmp(st->section, print_sections[k]) != 0) continue;
+            char value[1200], from[300], line[1400];
+            source_text(s, i, from, sizeof from);
+            bool set = st->show(s, value, sizeof value);
+            if (!set) snprintf(line, sizeof line, "# %s unset (%s)", st->key, st->unset ? st->unset : "none");
+            else if (st->secret) snprintf(line, sizeof line, "# %s = (set, masked)", st->key);
+            else snprintf(line, sizeof line, "%s = %s", st->key, value);
+            fprintf(out, "%-44s # %s\n", line, from);
+        }
+    }
+    if (s->test_clock) fprintf(out, "\n# --test-clock: on (time moves only by POST /v1/debug/clock)\n");
+    /* Read by the S3 backend itself, never from the config file. */
+    const char *region = getenv("AWS_REGION");
+    fprintf(out, "\n# S3 credentials come from the environment only:\n");
+    fprintf(out, "#   AWS_ACCESS_KEY_ID %s\n", getenv("AWS_ACCESS_KEY_ID") ? "set (masked)" : "unset");
+    fprintf(out, "#   AWS_SECRET_ACCESS_KEY %s\n", getenv("AWS_SECRET_ACCESS_KEY") ? "set (masked)" : "unset");
+    fprintf(out, "#   AWS_REGION %s\n", region && region[0] ? region : "unset (us-east-1)");
+}
+
+/* TIERDB_* variables read elsewhere: by the client commands, and by
+ * tools of the test suites. */
+static const char *const client_env[] = {"TIERDB_URL", "TIERDB_UNICODE_DIR", "TIERDB_TEXT_KIT"};
+
+void cli_settings_warn_unknown_env(void) {
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "TIERDB_", 7) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
+        bool known = false;
+        for (size_t i = 0; i < SETTING_COUNT && !known; i++)
+            known = strlen(settings[i].env) == n && strncmp(settings[i].env, *e, n) == 0;
+        for (size_t i = 0; i < sizeof client_env / sizeof client_env[0] && !known; i++)
+            known = strlen(client_env[i]) == n && strncmp(client_env[i], *e, n) == 0;
+        if (!known)
+            fprintf(stderr, "tierdb: warning: the environment variable %.*s is not a setting (a typo? "
+                            "docs/configuration.md lists them)\n", (int)n, *e);
+    }
 }

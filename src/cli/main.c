@@ -3,9 +3,11 @@
  * flag parsing.
  * Layer: cli.
  *
- * Exit statuses (cli.h): 0 success, 1 failure to start or run, 2 a usage
- * error (unknown command or flag, a bad setting). Help goes to stdout when
- * asked for and to stderr after a usage error.
+ * Exit statuses (cli.h): 0 success, 1 failure to start or run (client
+ * commands: server unreachable or 5xx), 2 a usage error (unknown command or
+ * flag, a bad setting), 3 the server refused a client command (4xx), 4 an
+ * import with bad lines. Help goes to stdout when asked for and to stderr
+ * after a usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +21,20 @@ static const char main_usage[] =
     "A tiered vector and full-text search database.\n"
     "\n"
     "commands:\n"
-    "  serve     run the HTTP server (tierdb serve --help)\n"
-    "  bench     built-in benchmarks: bench ann, bench text (tierdb bench --help)\n"
-    "  version   print the version\n"
+    "  serve        run the HTTP server (tierdb serve --help)\n"
+    "  import       stream an NDJSON file into a collection of a running server\n"
+    "  collections  list the collections of a running server\n"
+    "  query        run a quick query (vector, text, filter)\n"
+    "  tier         show or change a collection's tier: status, pin, unpin, promote, demote\n"
+    "  bench        built-in benchmarks: bench ann, bench text (tierdb bench --help)\n"
+    "  version      print the version\n"
+    "\n"
+    "Each command has --help. Client commands (import, collections, query, tier)\n"
+    "reach the server at --url (env TIERDB_URL, default http://127.0.0.1:7700)\n"
+    "with --api-key (env TIERDB_API_KEY).\n"
+    "\n"
+    "exit statuses: 0 ok, 1 failure (server unreachable, 5xx, unreadable file),\n"
+    "2 usage error, 3 request refused by the server (4xx), 4 import with bad lines\n"
     "\n"
     "options:\n"
     "  -h, --help     this help\n"
@@ -29,6 +42,7 @@ static const char main_usage[] =
 
 static const char serve_usage[] =
     "usage: tierdb serve [--config FILE] [--data DIR] [--listen HOST:PORT] [--test-clock]\n"
+    "                    [--print-config]\n"
     "\n"
     "Runs the HTTP API (docs/api.md) on a data directory. Prints\n"
     "'listening on http://HOST:PORT' once ready; stops gracefully on SIGTERM\n"
@@ -40,6 +54,7 @@ static const char serve_usage[] =
     "  --listen HOST:PORT  address to listen on (env TIERDB_LISTEN; default\n"
     "                      127.0.0.1:7700; port 0 picks a free port)\n"
     "  --test-clock        time moves only by POST /v1/debug/clock (for tests)\n"
+    "  --print-config      print the effective settings (secrets masked) and exit\n"
     "  -h, --help          this help\n"
     "\n"
     "Settings are taken from defaults, then the config file, then TIERDB_*\n"
@@ -105,7 +120,7 @@ static int cmd_serve(int argc, char **argv) {
     const char *flag_names[64];
     const char *flag_values[64];
     int nflags = 0;
-    bool test_clock = false;
+    bool test_clock = false, print_config = false;
     const char *config_path = NULL;
     cli_settings_init(&s);
     for (int i = 0; i < argc; i++) {
@@ -117,6 +132,10 @@ static int cmd_serve(int argc, char **argv) {
         }
         if (strcmp(a, "--test-clock") == 0) {
             test_clock = true;
+            continue;
+        }
+        if (strcmp(a, "--print-config") == 0) {
+            print_config = true;
             continue;
         }
         const char *eq = strchr(a, '=');
@@ -171,6 +190,12 @@ static int cmd_serve(int argc, char **argv) {
         rc = CLI_EXIT_FAILURE;
         goto done;
     }
+    cli_settings_warn_unknown_env();
+    if (print_config) {
+        cli_settings_print(&s, stdout);
+        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+        goto done;
+    }
     rc = cli_serve(&s);
 done:
     cli_settings_free(&s);
@@ -191,5 +216,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0) return cmd_version(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "import") == 0) return cli_import(argc - 2, argv + 2);
+    if (strcmp(cmd, "collections") == 0) return cli_collections(argc - 2, argv + 2);
+    if (strcmp(cmd, "query") == 0) return cli_query(argc - 2, argv + 2);
+    if (strcmp(cmd, "tier") == 0) return cli_tier(argc - 2, argv + 2);
     return usage_error(main_usage, cmd[0] == '-' ? "unknown flag %s" : "unknown command '%s'", cmd);
 }

@@ -23,9 +23,15 @@
  *      connection rather than read the rest).
  *   3. calls with upload data: appended to req->body, or counted and
  *      dropped once over the limit (a chunked body has no Content-Length
- *      to refuse it by up front).
- *   4. last call (no more data): routes_run, then the reply is queued.
- *   5. on_completed: the access log line; the context is freed.
+ *      to refuse it by up front). A streamed route (the import) gets each
+ *      piece at once instead (routes_stream_data) and no limit applies:
+ *      libmicrohttpd hands over at most a connection buffer at a time and
+ *      reads no more until the piece is consumed, so a slow database
+ *      slows the client down (TCP flow control) rather than filling RAM.
+ *   4. last call (no more data): routes_run (or routes_stream_end), then
+ *      the reply is queued.
+ *   5. on_completed: the access log line and the request metrics; a
+ *      stream the client abandoned is freed; the context is freed.
  * Percent-decoding is done by url.c, per path segment; libmicrohttpd's own
  * unescaping is replaced by a no-op so the path reaches us as sent.
  */
@@ -67,6 +73,7 @@ static server_request *request_new(server *srv, const char *uri) {
 
 static void request_free(server_request *req) {
     if (req == NULL) return;
+    routes_stream_abandon(req); /* first: its log line names the collection segment */
     free(req->uri);
     for (size_t i = 0; i < req->segment_count; i++) free(req->segments[i]);
     buf_free(&req->body);
@@ -86,6 +93,21 @@ static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s) {
     (void)cls;
     (void)conn;
     return strlen(s);
+}
+
+/* libmicrohttpd closes a connection idle for longer than its timeout, and
+ * a handler blocked in the database (an import batch waiting for a flush,
+ * a slow query) looks idle: the connection would be dropped the moment
+ * the handler returns. So the timeout is off while our code runs, and set
+ * again after, which (libmicrohttpd's rule when it goes from 0 to a value)
+ * also counts as activity. A client that stops sending still times out:
+ * the timeout is on while we wait for its bytes. */
+static void busy_begin(struct MHD_Connection *conn) {
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
+
+static void busy_end(struct MHD_Connection *conn) {
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)SERVER_IDLE_TIMEOUT_S);
 }
 
 static void in_flight_add(server *srv, int delta) {
@@ -158,7 +180,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         bool body_coming = (cl != NULL && strtoull(cl, NULL, 10) > 0) ||
                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-        if (routes_prepare(req, &rep) != 0) {
+        int refused = routes_prepare(req, &rep);
+        if (refused == 0 && req->streaming) refused = routes_stream_begin(req, &rep);
+        if (refused != 0) {
             if (body_coming) {
                 /* Refused before the body: answer now, without reading
                  * it; libmicrohttpd then closes the connection. */
@@ -171,7 +195,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             req->has_early = true;
             return MHD_YES;
         }
-        if (cl != NULL) {
+        if (cl != NULL && !req->streaming) {
             /* Size the buffer once: doubling growth would need twice the
              * memory of a big body. routes_prepare bounded the value. */
             unsigned long long n = strtoull(cl, NULL, 10);
@@ -185,7 +209,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (!req->replied && !req->has_early) body_take(req, upload_data, *upload_data_size);
+        if (req->replied || req->has_early) {
+            /* refused: the body is dropped */
+        } else if (req->streaming) {
+            req->body_bytes += *upload_data_size;
+            busy_begin(conn);
+            routes_stream_data(req, upload_data, *upload_data_size);
+            busy_end(conn);
+        } else {
+            body_take(req, upload_data, *upload_data_size);
+        }
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -195,11 +228,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return queue_reply(req, &req->early);
     }
     server_reply rep = {0};
+    if (req->streaming) {
+        busy_begin(conn);
+        routes_stream_end(req, &rep);
+        busy_end(conn);
+        return queue_reply(req, &rep);
+    }
     if (buf_failed(&req->body)) {
         reply_error(&rep, 503, "out_of_memory", "no memory for the request body; retry later");
         return queue_reply(req, &rep);
     }
+    busy_begin(conn);
     routes_run(req, &rep);
+    busy_end(conn);
     return queue_reply(req, &rep);
 }
 
@@ -211,7 +252,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (req == NULL) return;
     if (req->headers_done) {
-        double ms = (double)(clock_mono_ns() - req->start_ns) / 1e6;
+        uint64_t ns = clock_mono_ns() - req->start_ns;
+        double ms = (double)ns / 1e6;
+        metrics_record(srv, routes_index(req), req->replied ? req->status : 0, ns, req->body_bytes,
+                       req->replied ? req->bytes_out : 0);
         /* The route's pattern, never the raw path: ids and names may be
          * private, and a pattern groups requests for reading the log. */
         log_msg(LOG_INFO, "http method=%s route=%s status=%d ms=%.2f in=%llu out=%zu%s", req->method,
@@ -245,6 +289,10 @@ int server_start(const server_config *cfg, server **out, tdb_error *err) {
     atomic_store(&srv->state, SERVER_STARTING);
     pthread_mutex_init(&srv->idle_lock, NULL);
     pthread_cond_init(&srv->idle_cond, NULL);
+    if (metrics_init(srv) != 0) {
+        rc = tdb_err(err, TDB_ENOMEM, "out_of_memory", "out of memory");
+        goto done;
+    }
     if (cfg->api_key && cfg->api_key[0] && (srv->api_key = strdup(cfg->api_key)) == NULL) {
         rc = tdb_err(err, TDB_ENOMEM, "out_of_memory", "out of memory");
         goto done;
@@ -339,6 +387,7 @@ void server_destroy(server *srv) {
     if (srv->quiesced_fd >= 0) close(srv->quiesced_fd);
     pthread_cond_destroy(&srv->idle_cond);
     pthread_mutex_destroy(&srv->idle_lock);
+    metrics_free(srv);
     free(srv->api_key);
     free(srv->readonly_api_key);
     free(srv);

@@ -12,6 +12,13 @@
  *   3. routes_run calls the route's handler, which calls one tdb_* function
  *      and turns its answer (or its tdb_error) into a server_reply, built
  *      with the helpers of respond.c.
+ * A streamed route (the NDJSON import) replaces steps 2 and 3: its body is
+ * never collected; routes_stream_begin starts the work once the headers
+ * are checked, routes_stream_data takes each piece of body as it arrives,
+ * and routes_stream_end builds the reply (routes_stream_abandon when the
+ * client goes away first). The body limit does not apply to it.
+ * When a request completes, http.c counts it in metrics.c's per-route
+ * counters and latency histogram (lock-free: atomic adds only).
  */
 #ifndef TDB_SERVER_REQUEST_H
 #define TDB_SERVER_REQUEST_H
@@ -31,6 +38,30 @@
 #define SERVER_MAX_SEGMENTS 8
 
 typedef enum server_state { SERVER_STARTING = 0, SERVER_READY, SERVER_STOPPING } server_state;
+
+/* Request metrics (metrics.c). Statuses are counted in fixed slots, one
+ * per status the API uses and one for any other; latencies in fixed
+ * buckets (upper bounds in seconds, the last +Inf). Non-cumulative counts:
+ * the exposition sums them, so a scrape racing a request still writes
+ * cumulative buckets whose +Inf equals _count. */
+#define METRICS_STATUS_SLOTS 17
+#define METRICS_BUCKETS 18
+
+typedef struct route_metrics {
+    _Atomic uint64_t by_status[METRICS_STATUS_SLOTS];
+    _Atomic uint64_t buckets[METRICS_BUCKETS];
+    _Atomic uint64_t sum_ns;
+} route_metrics;
+
+typedef struct server_metrics {
+    route_metrics *routes;        /* routes_count() + 1 entries; the last: no route matched */
+    size_t route_count;
+    _Atomic uint64_t bytes_in;    /* request body bytes */
+    _Atomic uint64_t bytes_out;   /* response body bytes */
+    _Atomic uint64_t import_imported; /* documents committed by finished imports */
+    _Atomic uint64_t import_skipped;  /* lines skipped by finished imports */
+    _Atomic uint64_t import_errors;   /* bad lines reported by finished imports */
+} server_metrics;
 
 /* Which key a request presented (decided once per request). */
 typedef enum server_role {
@@ -56,6 +87,7 @@ struct server {
     pthread_mutex_t idle_lock;
     pthread_cond_t idle_cond;
     size_t in_flight;
+    server_metrics metrics;
 };
 
 typedef struct route route;
@@ -95,6 +127,11 @@ typedef struct server_request {
     uint64_t body_bytes;        /* bytes received, including discarded ones */
     bool body_too_big;          /* over max_body_bytes: discarded, answered 413 */
     server_reply early;         /* see has_early */
+    /* A streamed route (routes_stream_*): */
+    bool streaming;             /* the route streams: no body is collected */
+    void *stream;               /* the route's state (a tdb_import), owned */
+    int stream_rc;              /* 0, or the TDB_E* code that ended the stream early */
+    tdb_error stream_err;       /* with stream_rc */
     /* For the access log: */
     int status;
     size_t bytes_out;
@@ -112,6 +149,36 @@ int routes_prepare(server_request *req, server_reply *rep);
 void routes_run(server_request *req, server_reply *rep);
 /* The pattern of the route for logs ("/v1/collections/{name}"), or "-". */
 const char *routes_pattern(const server_request *req);
+/* Streamed routes (see above). begin returns 0 to go on, or 1 with rep
+ * filled with the refusal to send now. data never fails: a failure is kept
+ * in req->stream_rc and answered by end. abandon frees the state without
+ * replying (NULL state is a no-op). */
+int routes_stream_begin(server_request *req, server_reply *rep);
+void routes_stream_data(server_request *req, const char *data, size_t len);
+void routes_stream_end(server_request *req, server_reply *rep);
+void routes_stream_abandon(server_request *req);
+/* The routing table, for metrics: its size, and the method and pattern
+ * of entry i. routes_index is the request's entry, or routes_count() when
+ * no route matched. routes_listed says whether entry i exists on this
+ * server (the test-clock route only with --test-clock). */
+size_t routes_count(void);
+const char *routes_method_at(size_t i);
+const char *routes_pattern_at(size_t i);
+size_t routes_index(const server_request *req);
+bool routes_listed(const server *srv, size_t i);
+
+/* ---- metrics.c ---------------------------------------------------------- */
+
+/* Allocates the counters (server_start). Returns 0 or TDB_ENOMEM. */
+int metrics_init(server *srv);
+void metrics_free(server *srv);
+/* Counts one finished request: its routing-table entry, status (0: no
+ * reply was sent) and duration. Lock-free. */
+void metrics_record(server *srv, size_t route_index, int status, uint64_t duration_ns, uint64_t bytes_in,
+                    uint64_t bytes_out);
+/* The server's series, then the database's (tdb_metrics_text), as the
+ * body of GET /metrics. */
+int metrics_text(server *srv, tdb_db *db, char **out, tdb_error *err);
 
 /* ---- respond.c ---------------------------------------------------------- */
 

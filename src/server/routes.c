@@ -14,10 +14,15 @@
  *   3. the route: path, then method              404 not_found / 405 method_not_allowed
  *   4. the server's state (starting, stopping)   503
  *   5. the read-only key on a write route        403 forbidden
- *   6. Content-Type of JSON routes               415 unsupported_media_type
+ *   6. Content-Type of JSON and NDJSON routes    415 unsupported_media_type
  *   7. Content-Length over the body limit        413 payload_too_large
+ *      (not for the streamed import: its body is never held)
  * A key is checked before the route so that, without one, nothing about
  * the API (not even which routes exist) can be learnt.
+ *
+ * The import route streams (request.h): routes_stream_begin checks its
+ * parameters and starts a tdb_import, each piece of body goes straight to
+ * tdb_import_feed, and routes_stream_end answers with the import report.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -44,14 +49,16 @@ enum {
     ROUTE_WRITE = 1u << 1,      /* changes state: not for the read-only key */
     ROUTE_PUBLIC = 1u << 2,     /* needs no key (/health) */
     ROUTE_TEST_CLOCK = 1u << 3, /* exists only with --test-clock */
-    ROUTE_ANY_STATE = 1u << 4   /* answers while starting and stopping too */
+    ROUTE_ANY_STATE = 1u << 4,  /* answers while starting and stopping too */
+    ROUTE_NDJSON = 1u << 5,     /* the body is NDJSON: Content-Type checked */
+    ROUTE_STREAM = 1u << 6      /* the body streams through routes_stream_* (no handler) */
 };
 
 struct route {
     const char *method;
     const char *pattern;   /* '/'-separated; "{x}" matches one non-empty segment */
     unsigned flags;
-    route_handler handler; /* NULL: in API.md, not served by this build */
+    route_handler handler; /* NULL: in API.md, not served by this build (unless ROUTE_STREAM) */
 };
 
 /* Segment positions of the captures used by the handlers. */
@@ -59,6 +66,7 @@ struct route {
 #define SEG_ID 4   /* /v1/collections/{name}/documents/{id} */
 
 static int h_health(server_request *, server_reply *, tdb_error *);
+static int h_metrics(server_request *, server_reply *, tdb_error *);
 static int h_collection_create(server_request *, server_reply *, tdb_error *);
 static int h_collection_list(server_request *, server_reply *, tdb_error *);
 static int h_collection_get(server_request *, server_reply *, tdb_error *);
@@ -87,7 +95,7 @@ static int h_snapshot_delete(server_request *, server_reply *, tdb_error *);
  * "GET .../documents/delete" reads the document with id "delete". */
 static const route routes[] = {
     {"GET", "/health", ROUTE_PUBLIC | ROUTE_ANY_STATE, h_health},
-    {"GET", "/metrics", ROUTE_PUBLIC, NULL},
+    {"GET", "/metrics", ROUTE_PUBLIC, h_metrics},
     {"POST", "/v1/collections", ROUTE_JSON | ROUTE_WRITE, h_collection_create},
     {"GET", "/v1/collections", 0, h_collection_list},
     {"GET", "/v1/collections/{name}", 0, h_collection_get},
@@ -95,7 +103,7 @@ static const route routes[] = {
     {"POST", "/v1/collections/{name}/documents", ROUTE_JSON | ROUTE_WRITE, h_documents_upsert},
     {"GET", "/v1/collections/{name}/documents", 0, h_documents_list},
     {"POST", "/v1/collections/{name}/documents/delete", ROUTE_JSON | ROUTE_WRITE, h_documents_delete},
-    {"POST", "/v1/collections/{name}/documents/import", ROUTE_WRITE, NULL},
+    {"POST", "/v1/collections/{name}/documents/import", ROUTE_NDJSON | ROUTE_WRITE | ROUTE_STREAM, NULL},
     {"GET", "/v1/collections/{name}/documents/{id}", 0, h_document_get},
     {"DELETE", "/v1/collections/{name}/documents/{id}", ROUTE_WRITE, h_document_delete},
     {"POST", "/v1/collections/{name}/query", ROUTE_JSON, h_query},
@@ -116,6 +124,13 @@ static const route routes[] = {
 
 const char *routes_pattern(const server_request *req) {
     return req->route ? req->route->pattern : "-";
+}
+
+size_t routes_count(void) { return ROUTE_COUNT; }
+const char *routes_method_at(size_t i) { return routes[i].method; }
+const char *routes_pattern_at(size_t i) { return routes[i].pattern; }
+size_t routes_index(const server_request *req) {
+    return req->route ? (size_t)(req->route - routes) : ROUTE_COUNT;
 }
 
 /* ---- path --------------------------------------------------------------- */
@@ -180,6 +195,8 @@ static bool route_exists(const server *srv, const route *r) {
     return !(r->flags & ROUTE_TEST_CLOCK) || srv->test_clock;
 }
 
+bool routes_listed(const server *srv, size_t i) { return i < ROUTE_COUNT && route_exists(srv, &routes[i]); }
+
 /* ---- auth --------------------------------------------------------------- */
 
 /* Compares a presented key with a configured one in time that depends only
@@ -222,13 +239,37 @@ static server_role authenticate(const server_request *req) {
  * parameter, or no Content-Type at all (API.md says bodies are JSON, so a
  * client that sends none is taken at its word; curl -d and HTML forms send
  * application/x-www-form-urlencoded, which is refused). */
+static bool media_params_ok(const char *p);
+
 static bool content_type_ok(const char *ct) {
     if (ct == NULL) return true;
     while (*ct == ' ' || *ct == '\t') ct++;
     static const char want[] = "application/json";
     size_t n = sizeof want - 1;
     if (strncasecmp(ct, want, n) != 0) return false;
-    const char *p = ct + n;
+    return media_params_ok(ct + n);
+}
+
+/* NDJSON has no registered media type; application/x-ndjson is what
+ * API.md names and what clients send, and the other common spellings of
+ * "one JSON value per line" are accepted too. Unlike JSON routes, a
+ * Content-Type is required: a client that sends none (or curl -d's form
+ * type) is more likely sending something else by mistake. */
+static bool ndjson_type_ok(const char *ct) {
+    if (ct == NULL) return false;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    static const char *const types[] = {"application/x-ndjson", "application/ndjson", "application/jsonl",
+                                        "application/x-jsonlines", "application/jsonlines"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        size_t n = strlen(types[i]);
+        if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t'))
+            return media_params_ok(ct + n);
+    }
+    return false;
+}
+
+/* The parameters after a media type: only a UTF-8 charset is accepted. */
+static bool media_params_ok(const char *p) {
     while (*p == ' ' || *p == '\t') p++;
     while (*p == ';') {
         p++;
@@ -332,7 +373,7 @@ int routes_prepare(server_request *req, server_reply *rep) {
                     found->method, found->pattern);
         return 1;
     }
-    if (found->handler == NULL) {
+    if (found->handler == NULL && !(found->flags & ROUTE_STREAM)) {
         reply_error(rep, 404, "not_found", "%s %s is not available in this build of tierdb yet",
                     found->method, found->pattern);
         return 1;
@@ -355,8 +396,19 @@ int routes_prepare(server_request *req, server_reply *rep) {
             return 1;
         }
     }
+    if (found->flags & ROUTE_NDJSON) {
+        const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ndjson_type_ok(ct)) {
+            reply_error(rep, 415, "unsupported_media_type",
+                        "this route takes NDJSON, one document per line: send 'Content-Type: "
+                        "application/x-ndjson' (got '%.100s')",
+                        ct ? ct : "none");
+            return 1;
+        }
+    }
+    req->streaming = (found->flags & ROUTE_STREAM) != 0;
     const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl != NULL) {
+    if (cl != NULL && !req->streaming) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (end != cl && n > srv->max_body_bytes) {
@@ -736,4 +788,99 @@ static int h_snapshot_delete(server_request *req, server_reply *rep, tdb_error *
     if (rc != 0) return rc;
     reply_jsonf(rep, 200, "{\"deleted\": true}");
     return 0;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* The Prometheus text format's media type (version 0.0.4). */
+static const char media_prometheus[] = "text/plain; version=0.0.4; charset=utf-8";
+
+static int h_metrics(server_request *req, server_reply *rep, tdb_error *err) {
+    char *text = NULL;
+    int rc = metrics_text(req->srv, db_of(req), &text, err);
+    if (rc != 0) return rc;
+    reply_json(rep, 200, text);
+    rep->content_type = media_prometheus;
+    return 0;
+}
+
+/* ---- import (streamed) -------------------------------------------------- */
+
+int routes_stream_begin(server_request *req, server_reply *rep) {
+    tdb_error err;
+    tdb_err_clear(&err);
+    char *on_error = NULL, *batch = NULL;
+    tdb_import_options opts = {0};
+    tdb_import *imp = NULL;
+    int rc = param(req, "on_error", &on_error, &err);
+    if (rc == 0 && on_error != NULL) {
+        if (strcmp(on_error, "skip") == 0) opts.skip_errors = true;
+        else if (strcmp(on_error, "abort") != 0)
+            rc = tdb_err(&err, TDB_EINVAL, "invalid_parameter", "on_error must be abort (the default) or skip");
+    }
+    if (rc == 0) rc = param(req, "batch_size", &batch, &err);
+    if (rc == 0 && batch != NULL) {
+        char *end;
+        unsigned long long n = strtoull(batch, &end, 10);
+        if (!isdigit((unsigned char)batch[0]) || *end != '\0' || n < 1 || n > TDB_IMPORT_MAX_BATCH_DOCS)
+            rc = tdb_err(&err, TDB_EINVAL, "invalid_parameter", "batch_size must be an integer in 1..%d (default %d)",
+                         TDB_IMPORT_MAX_BATCH_DOCS, TDB_IMPORT_DEFAULT_BATCH_DOCS);
+        else opts.batch_docs = (size_t)n;
+    }
+    /* A line may be as long as a whole upsert body may be. */
+    opts.max_line_bytes = (size_t)req->srv->max_body_bytes;
+    if (rc == 0) rc = tdb_import_begin(db_of(req), req->segments[SEG_NAME], &opts, &imp, &err);
+    free(on_error);
+    free(batch);
+    if (rc != 0) {
+        reply_tdb_error(rep, "POST /v1/collections/{name}/documents/import", &err);
+        return 1;
+    }
+    req->stream = imp;
+    return 0;
+}
+
+void routes_stream_data(server_request *req, const char *data, size_t len) {
+    if (req->stream == NULL || req->stream_rc != 0) return;
+    req->stream_rc = tdb_import_feed(req->stream, data, len, &req->stream_err);
+}
+
+void routes_stream_end(server_request *req, server_reply *rep) {
+    const char *what = "POST /v1/collections/{name}/documents/import";
+    tdb_import *imp = req->stream;
+    req->stream = NULL;
+    if (imp == NULL) {
+        reply_error(rep, 500, "internal", "the import was not started");
+        return;
+    }
+    tdb_error err;
+    tdb_err_clear(&err);
+    char *report = NULL;
+    tdb_import_stats final = {0};
+    int rc = tdb_import_end(imp, &final, &report, &err);
+    server_metrics *m = &req->srv->metrics;
+    atomic_fetch_add_explicit(&m->import_imported, final.imported, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->import_skipped, final.skipped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->import_errors, final.errors, memory_order_relaxed);
+    if (rc != 0) {
+        reply_tdb_error(rep, what, &err);
+        return;
+    }
+    log_msg(LOG_INFO, "import into %s: %llu lines, %llu imported, %llu skipped%s", req->segments[SEG_NAME],
+            (unsigned long long)final.lines, (unsigned long long)final.imported, (unsigned long long)final.skipped,
+            final.stopped ? ", stopped at a bad line" : "");
+    /* API.md: an import that stopped at a bad line still answers with
+     * its report (the committed lines are real), like a bulk API that
+     * reports per-item errors in a 200. */
+    reply_json(rep, 200, report);
+}
+
+void routes_stream_abandon(server_request *req) {
+    if (req->stream == NULL) return;
+    tdb_import_stats st;
+    tdb_import_stats_get(req->stream, &st);
+    log_msg(LOG_WARN, "import into %s abandoned by the client after %llu lines (%llu documents committed)",
+            req->segments[SEG_NAME], (unsigned long long)st.lines, (unsigned long long)st.imported);
+    tdb_import_free(req->stream);
+    req->stream = NULL;
 }
