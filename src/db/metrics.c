@@ -178,6 +178,17 @@ int tdb_metrics_text(tdb_db *db, char **out, tdb_error *err) {
     for (int m = TIER_MOVE_HOT_TO_WARM; m <= TIER_MOVE_COLD_TO_WARM; m++)
         buf_printf(&b, "tierdb_tier_moves_total{kind=\"%s\"} %llu\n", tier_move_name((tier_move)m),
                    (unsigned long long)atomic_load(&db->moves[m]));
+    family(&b, "tierdb_tier_move_failures_total", "counter",
+           "Tier moves that failed by kind (deferred moves are not failures).");
+    for (int m = TIER_MOVE_HOT_TO_WARM; m <= TIER_MOVE_COLD_TO_WARM; m++)
+        buf_printf(&b, "tierdb_tier_move_failures_total{kind=\"%s\"} %llu\n",
+                   tier_move_name((tier_move)m), (unsigned long long)atomic_load(&db->move_failures[m]));
+    family(&b, "tierdb_tier_move_seconds_total", "counter",
+           "Time spent in completed tier moves by kind (divide by tierdb_tier_moves_total for the "
+           "mean move latency).");
+    for (int m = TIER_MOVE_HOT_TO_WARM; m <= TIER_MOVE_COLD_TO_WARM; m++)
+        buf_printf(&b, "tierdb_tier_move_seconds_total{kind=\"%s\"} %.6f\n",
+                   tier_move_name((tier_move)m), (double)atomic_load(&db->move_us[m]) / 1e6);
     scalar(&b, "tierdb_hot_memory_budget_bytes", "gauge",
            "Memory budget of the hot tier; over it the least recently used hot collections are demoted.",
            db->hot_memory_budget);
