@@ -160,6 +160,20 @@ int db_coll_get(tdb_db *db, const char *name, db_coll **out, tdb_error *err) {
     return 0;
 }
 
+db_coll **db_colls_ref(tdb_db *db, size_t *n) {
+    pthread_mutex_lock(&db->mu);
+    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
+    *n = 0;
+    if (all)
+        for (size_t i = 0; i < db->map_size; i++)
+            for (db_coll *e = db->map[i]; e; e = e->next) {
+                atomic_fetch_add(&e->refs, 1);
+                all[(*n)++] = e;
+            }
+    pthread_mutex_unlock(&db->mu);
+    return all;
+}
+
 static void problem_add(tdb_db *db, const char *coll, const char *kind, const char *msg) {
     pthread_mutex_lock(&db->mu);
     if (db->problems.len < DB_MAX_PROBLEMS_BYTES) {
@@ -763,15 +777,9 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
     /* Collections refusing writes after a failed fsync or flush (PostgreSQL's
      * lesson: report, never retry and pretend). Referenced under db->mu,
      * inspected after it: db_coll_storage takes c->mu before db->mu. */
-    size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
     pthread_mutex_unlock(&db->mu);
+    size_t n = 0;
+    db_coll **all = db_colls_ref(db, &n);
     for (size_t i = 0; i < n; i++) {
         db_coll *e = all[i];
         pthread_mutex_lock(&e->mu);
@@ -798,16 +806,8 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
 }
 
 int tdb_flush_all(tdb_db *db, tdb_error *err) {
-    pthread_mutex_lock(&db->mu);
     size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
-    pthread_mutex_unlock(&db->mu);
+    db_coll **all = db_colls_ref(db, &n);
     if (all == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
     int rc = 0;
     for (size_t i = 0; i < n; i++) {

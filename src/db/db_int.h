@@ -137,6 +137,11 @@ struct tdb_db {
  * first use (coll->rw must be held in read mode). */
 int db_coll_get(tdb_db *db, const char *name, db_coll **out, tdb_error *err);
 void db_coll_put(db_coll *c);
+/* Every registered collection, each referenced (release each with
+ * db_coll_put, then free the array); *n is 0 and NULL is returned when out
+ * of memory. Takes db->mu briefly; never call it holding a collection lock
+ * that db->mu may wait for. */
+db_coll **db_colls_ref(tdb_db *db, size_t *n);
 int db_coll_storage(tdb_db *db, db_coll *c, st_collection **out, tdb_error *err);
 /* Takes coll->rw for reading, checks it is not dropped and opens storage. */
 int db_coll_begin(tdb_db *db, const char *name, db_coll **coll, st_collection **st,

@@ -99,16 +99,8 @@ static void add_collection(db_coll *c, db_totals *t) {
 
 static int gather(tdb_db *db, db_totals *t, tdb_error *err) {
     memset(t, 0, sizeof *t);
-    pthread_mutex_lock(&db->mu);
     size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
-    pthread_mutex_unlock(&db->mu);
+    db_coll **all = db_colls_ref(db, &n);
     if (all == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         add_collection(all[i], t);

@@ -582,16 +582,8 @@ static uint64_t hot_bytes_of(db_coll *c) {
 static uint64_t hot_memory_total(tdb_db *db, size_t *hot, size_t *warm, size_t *cold) {
     uint64_t total = 0;
     *hot = *warm = *cold = 0;
-    pthread_mutex_lock(&db->mu);
     size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
-    pthread_mutex_unlock(&db->mu);
+    db_coll **all = db_colls_ref(db, &n);
     for (size_t i = 0; i < n; i++) {
         tdb_tier t = tier_of(all[i]);
         if (t == TDB_TIER_HOT) {
@@ -633,16 +625,8 @@ static void persist_access(tdb_db *db, db_coll **all, size_t n) {
 static void run_cycle(tdb_db *db, buf *report) {
     uint64_t t0 = clock_mono_ns();
     int64_t now = clock_now_ms();
-    pthread_mutex_lock(&db->mu);
     size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
-    pthread_mutex_unlock(&db->mu);
+    db_coll **all = db_colls_ref(db, &n);
     planned *plan = calloc(n ? n : 1, sizeof *plan);
     size_t counts[5] = {0};
     size_t deferred = 0;
@@ -871,16 +855,8 @@ void db_tiering_close(tdb_db *db) {
         db->worker_running = false;
     }
     if (db->cat == NULL) return;
-    pthread_mutex_lock(&db->mu);
     size_t n = 0;
-    db_coll **all = malloc((db->coll_count ? db->coll_count : 1) * sizeof *all);
-    if (all)
-        for (size_t i = 0; i < db->map_size; i++)
-            for (db_coll *e = db->map[i]; e; e = e->next) {
-                atomic_fetch_add(&e->refs, 1);
-                all[n++] = e;
-            }
-    pthread_mutex_unlock(&db->mu);
+    db_coll **all = db_colls_ref(db, &n);
     if (all) {
         persist_access(db, all, n);
         for (size_t i = 0; i < n; i++) db_coll_put(all[i]);
