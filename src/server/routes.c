@@ -480,6 +480,14 @@ static int param_bool(const server_request *req, const char *key, bool dflt, boo
 
 /* ---- handlers ----------------------------------------------------------- */
 
+/* The tail of every handler that returns a tdb_*_json answer: on success
+ * the JSON goes out with status; on failure rc reaches the error mapping. */
+static int reply_out(server_reply *rep, int status, int rc, char *out) {
+    if (rc != 0) return rc;
+    reply_json(rep, status, out);
+    return 0;
+}
+
 static int h_health(server_request *req, server_reply *rep, tdb_error *err) {
     (void)err;
     server *srv = req->srv;
@@ -510,9 +518,7 @@ static int h_health(server_request *req, server_reply *rep, tdb_error *err) {
 static int h_collection_create(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_collection_create_json(db_of(req), body_of(req), req->body.len, &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 201, out);
-    return 0;
+    return reply_out(rep, 201, rc, out);
 }
 
 static int h_collection_list(server_request *req, server_reply *rep, tdb_error *err) {
@@ -530,17 +536,13 @@ static int h_collection_list(server_request *req, server_reply *rep, tdb_error *
     }
     char *out = NULL;
     rc = tdb_collection_list_json(db_of(req), tier, &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_collection_get(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_collection_get_json(db_of(req), req->segments[SEG_NAME], &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_collection_drop(server_request *req, server_reply *rep, tdb_error *err) {
@@ -607,9 +609,7 @@ static int h_document_get(server_request *req, server_reply *rep, tdb_error *err
     char *out = NULL;
     int rc = tdb_get_json(db_of(req), req->segments[SEG_NAME], req->segments[SEG_ID],
                           req->segment_lens[SEG_ID], &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_document_delete(server_request *req, server_reply *rep, tdb_error *err) {
@@ -624,9 +624,7 @@ static int h_document_delete(server_request *req, server_reply *rep, tdb_error *
 static int h_query(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_query_json(db_of(req), req->segments[SEG_NAME], body_of(req), req->body.len, &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 /* POST /v1/debug/clock {"advance": "6h"} -> {"now": "..."}; an empty body
@@ -672,17 +670,13 @@ done:
 static int h_tier_get(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_tier_get_json(db_of(req), req->segments[SEG_NAME], &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int tier_pin(server_request *req, server_reply *rep, bool pinned, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_tier_pin(db_of(req), req->segments[SEG_NAME], pinned, &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_tier_pin(server_request *req, server_reply *rep, tdb_error *err) {
@@ -741,17 +735,13 @@ static int h_tier_demote(server_request *req, server_reply *rep, tdb_error *err)
 static int h_tiering(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_tiering_json(db_of(req), &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_tiering_cycle(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_tiering_cycle_json(db_of(req), &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 /* ---- snapshots ---------------------------------------------------------- */
@@ -761,26 +751,20 @@ static int h_tiering_cycle(server_request *req, server_reply *rep, tdb_error *er
 static int h_snapshot_create(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_snapshot_create_json(db_of(req), req->segments[SEG_NAME], &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 201, out);
-    return 0;
+    return reply_out(rep, 201, rc, out);
 }
 
 static int h_snapshot_list(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_snapshot_list_json(db_of(req), req->segments[SEG_NAME], &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_snapshot_restore(server_request *req, server_reply *rep, tdb_error *err) {
     char *out = NULL;
     int rc = tdb_snapshot_restore_json(db_of(req), req->segments[SEG_NAME], req->segments[SEG_SNAPSHOT],
                                        req->body.data, req->body.len, &out, err);
-    if (rc != 0) return rc;
-    reply_json(rep, 200, out);
-    return 0;
+    return reply_out(rep, 200, rc, out);
 }
 
 static int h_snapshot_delete(server_request *req, server_reply *rep, tdb_error *err) {
