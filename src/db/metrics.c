@@ -24,6 +24,12 @@
  *     treats the drop as a counter reset).
  *   - problems (the length of tdb_problems_json) and read-only collections
  *     (after an fsync failure).
+ *   - the object store's counters (objstore_stats_get: atomics, no lock):
+ *     calls by operation and outcome, failures by cause, retries by
+ *     reason, HTTP requests, bytes up and down, and a latency histogram
+ *     per operation. There is no cache to report hits and misses of: warm
+ *     data is read through the kernel's page cache, cold data is
+ *     downloaded whole when promoted.
  * Every family is written in one block, HELP then TYPE then its samples,
  * so a strict parser accepts it; each name starts with "tierdb_".
  */
@@ -144,6 +150,59 @@ static void scalar(buf *b, const char *name, const char *type, const char *help,
     buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* The object store's series (docs/operations.md "Object-store series"). */
+static void object_store_series(buf *b, const objstore *store) {
+    objstore_stats st;
+    objstore_stats_get(store, &st);
+    const char *url = store ? objstore_url(store) : "";
+    family(b, "tierdb_object_store_info", "gauge", "The object store in use (scheme file or s3); always 1.");
+    buf_printf(b, "tierdb_object_store_info{scheme=\"%s\"} 1\n",
+               strncmp(url, "s3://", 5) == 0 ? "s3" : "file");
+    family(b, "tierdb_object_store_requests_total", "counter",
+           "Object-store calls by operation and outcome (ok, not_found, error), retries included "
+           "in one call.");
+    for (int op = 0; op < OBJSTORE_OP_COUNT; op++)
+        for (int o = 0; o < OBJSTORE_OUTCOME_COUNT; o++)
+            buf_printf(b, "tierdb_object_store_requests_total{operation=\"%s\",outcome=\"%s\"} %llu\n",
+                       objstore_op_name((objstore_op)op), objstore_outcome_name((objstore_outcome)o),
+                       (unsigned long long)st.calls[op][o]);
+    family(b, "tierdb_object_store_errors_total", "counter",
+           "Object-store calls that failed (outcome error) by cause.");
+    for (int c = 0; c < OBJSTORE_CAUSE_COUNT; c++)
+        buf_printf(b, "tierdb_object_store_errors_total{cause=\"%s\"} %llu\n",
+                   objstore_cause_name((objstore_cause)c), (unsigned long long)st.errors[c]);
+    family(b, "tierdb_object_store_retries_total", "counter",
+           "Object-store HTTP requests sent again after a transient failure, by reason.");
+    for (int r = 0; r < OBJSTORE_RETRY_COUNT; r++)
+        buf_printf(b, "tierdb_object_store_retries_total{reason=\"%s\"} %llu\n",
+                   objstore_retry_reason_name((objstore_retry_reason)r),
+                   (unsigned long long)st.retries[r]);
+    scalar(b, "tierdb_object_store_http_requests_total", "counter",
+           "HTTP requests sent to an S3 object store (retries and multipart parts included).",
+           st.http_requests);
+    scalar(b, "tierdb_object_store_uploaded_bytes_total", "counter",
+           "Object bytes stored by successful puts.", st.uploaded_bytes);
+    scalar(b, "tierdb_object_store_downloaded_bytes_total", "counter",
+           "Object bytes read by successful gets and ranged gets.", st.downloaded_bytes);
+    const char *h = "tierdb_object_store_request_duration_seconds";
+    family(b, h, "histogram", "Duration of object-store calls by operation, retries included.");
+    for (int op = 0; op < OBJSTORE_OP_COUNT; op++) {
+        const char *name = objstore_op_name((objstore_op)op);
+        uint64_t cum = 0;
+        for (int k = 0; k < OBJSTORE_LATENCY_BUCKETS; k++) {
+            cum += st.latency_buckets[op][k];
+            buf_printf(b, "%s_bucket{operation=\"%s\",le=\"%g\"} %llu\n", h, name,
+                       objstore_latency_bounds_s[k], (unsigned long long)cum);
+        }
+        cum += st.latency_buckets[op][OBJSTORE_LATENCY_BUCKETS];
+        buf_printf(b, "%s_bucket{operation=\"%s\",le=\"+Inf\"} %llu\n", h, name,
+                   (unsigned long long)cum);
+        buf_printf(b, "%s_sum{operation=\"%s\"} %.6f\n", h, name,
+                   (double)st.latency_us_sum[op] / 1e6);
+        buf_printf(b, "%s_count{operation=\"%s\"} %llu\n", h, name, (unsigned long long)cum);
+    }
+}
+
 int tdb_metrics_text(tdb_db *db, char **out, tdb_error *err) {
     *out = NULL;
     db_totals t;
@@ -171,7 +230,8 @@ int tdb_metrics_text(tdb_db *db, char **out, tdb_error *err) {
         buf_printf(&b, "tierdb_tier_moves_total{kind=\"%s\"} %llu\n", tier_move_name((tier_move)m),
                    (unsigned long long)atomic_load(&db->moves[m]));
     family(&b, "tierdb_tier_move_failures_total", "counter",
-           "Tier moves that failed by kind (deferred moves are not failures).");
+           "Tier moves that did not complete by kind (failures, and moves deferred because the "
+           "collection changed during the upload).");
     for (int m = TIER_MOVE_HOT_TO_WARM; m <= TIER_MOVE_COLD_TO_WARM; m++)
         buf_printf(&b, "tierdb_tier_move_failures_total{kind=\"%s\"} %llu\n",
                    tier_move_name((tier_move)m), (unsigned long long)atomic_load(&db->move_failures[m]));
@@ -196,6 +256,7 @@ int tdb_metrics_text(tdb_db *db, char **out, tdb_error *err) {
            "Collections refusing writes after an fsync failure (reopen to recover).", t.read_only);
     scalar(&b, "tierdb_problems", "gauge", "Problems listed by /health (e.g. a corrupt WAL record skipped).",
            problem_count(db));
+    object_store_series(&b, db->store);
     if (buf_failed(&b)) {
         buf_free(&b);
         return tdb_err(err, TDB_ENOMEM, NULL, "out of memory writing metrics");

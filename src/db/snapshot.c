@@ -16,8 +16,16 @@
  * <id>.old. A crash between the two renames leaves <id> missing and
  * <id>.old present; tdb_open renames it back (db.c remove_orphans), so the
  * collection holds its old or its new contents, never neither. Restoring
- * from Parquet alone rebuilds every index (flush builds them).
+ * from Parquet alone rebuilds every index (flush builds them). An in-place
+ * restore of a snapshot whose dimension or metric differ from the
+ * collection's (dropped with keep_snapshots and created again) is refused
+ * with TDB_ECONFLICT before anything is downloaded.
+ *
+ * Snapshots outlive their collection when it is dropped with
+ * keep_snapshots: they are still listed under its name and restore
+ * recreates it.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +151,10 @@ int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_
         goto done;
     }
     db_coll *cc;
-    if ((rc = db_coll_get(db, name, &cc, err)) != 0) goto done;
+    if ((rc = db_coll_get(db, name, &cc, err)) != 0) {
+        objstore_delete(db->store, key, NULL); /* dropped during the upload: nothing lists it */
+        goto done;
+    }
     schema_write_config(&cfg, &cc->schema);
     size_t loc_len = strlen(objstore_url(db->store)) + strlen(key) + 2;
     char *location = malloc(loc_len);
@@ -174,12 +185,24 @@ done:
 int tdb_snapshot_list_json(tdb_db *db, const char *name, char **out_json, tdb_error *err) {
     *out_json = NULL;
     db_coll *c;
-    int rc = db_coll_get(db, name, &c, err);
-    if (rc) return rc;
-    db_coll_put(c);
+    tdb_error gerr;
+    int grc = db_coll_get(db, name, &c, &gerr);
+    if (grc == 0) db_coll_put(c);
+    if (grc != 0 && grc != TDB_ENOTFOUND) {
+        if (err) *err = gerr;
+        return grc;
+    }
     catalog_snapshot *s = NULL;
     size_t n = 0;
-    if ((rc = catalog_snapshot_list(db->cat, name, NULL, &s, &n, err)) != 0) return rc;
+    int rc = catalog_snapshot_list(db->cat, name, NULL, &s, &n, err);
+    if (rc) return rc;
+    /* A collection dropped with keep_snapshots still lists its snapshots
+     * (how else would anyone find the ids to restore it from); a name
+     * with neither a collection nor a snapshot is unknown. */
+    if (n == 0 && grc == TDB_ENOTFOUND) {
+        if (err) *err = gerr;
+        return grc;
+    }
     buf b = BUF_INIT;
     buf_puts(&b, "{\"snapshots\":[");
     for (size_t i = 0; i < n; i++) {
@@ -255,8 +278,11 @@ done:
 
 /* Fetches the snapshot's Parquet file into DATA/tmp; *path is malloc'd. */
 static int fetch(tdb_db *db, const catalog_snapshot *s, char **path, tdb_error *err) {
-    char file[96];
-    snprintf(file, sizeof file, "restore-%.60s.parquet", s->id);
+    /* Unique per call: two restores of one snapshot at once must not
+     * unlink each other's download. */
+    static _Atomic unsigned long seq;
+    char file[128];
+    snprintf(file, sizeof file, "restore-%.60s-%lu.parquet", s->id, atomic_fetch_add(&seq, 1));
     char *tmpdir = db_tmp_path(db, "");
     *path = db_tmp_path(db, file);
     int rc = 0;
@@ -402,6 +428,16 @@ int tdb_snapshot_restore_json(tdb_db *db, const char *name, const char *snapshot
                          into);
             goto done;
         }
+    }
+    if (!into && (s[0].dimension != c->dimension || s[0].metric != c->metric)) {
+        /* The collection was dropped and created again with another shape:
+         * its rows cannot go in, restore them beside it instead. */
+        rc = tdb_err(err, TDB_ECONFLICT, "snapshot_incompatible",
+                     "snapshot %s holds %u-dimensional %s vectors but collection \"%s\" is "
+                     "%u-dimensional %s: restore it into a new name ({\"into\": \"...\"})",
+                     snapshot_id, s[0].dimension, metric_name(s[0].metric), name, c->dimension,
+                     metric_name(c->metric));
+        goto done;
     }
     if ((rc = fetch(db, &s[0], &path, err)) != 0) goto done;
     if (into) {

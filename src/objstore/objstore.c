@@ -11,8 +11,12 @@
  *       the one recorded at put; otherwise TDB_ECORRUPT, and get_file then
  *       leaves its destination untouched (the temporary file is removed).
  *   (2) keys reaching a backend satisfy the rules of objstore.h.
+ *   (3) every public call is counted exactly once, when it returns
+ *       (outcome, cause of a failure, bytes moved, duration): the public
+ *       functions are thin wrappers around the static ones that do the
+ *       work, and count what those return.
  * Concurrency: no state of its own beyond the store, which is read-only
- * after open; each call owns its source or sink.
+ * after open (its counters are atomics); each call owns its source or sink.
  */
 #include "objstore/objstore_int.h"
 
@@ -26,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/crc32c.h"
 #include "util/error.h"
 #include "util/fileio.h"
@@ -256,6 +261,105 @@ void objstore_page_free(objstore_page *page) {
     page->next = NULL;
 }
 
+/* ---- counters --------------------------------------------------------- */
+
+/* Bucket bounds: a local put of a small object takes well under 5 ms, an
+ * S3 request tens of ms, a multipart upload of a large segment seconds. */
+const double objstore_latency_bounds_s[OBJSTORE_LATENCY_BUCKETS] = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60};
+
+const char *objstore_op_name(objstore_op op) {
+    static const char *const names[OBJSTORE_OP_COUNT] = {"put",    "get",  "get_range", "head",
+                                                         "delete", "list", "check"};
+    return (unsigned)op < OBJSTORE_OP_COUNT ? names[op] : "unknown";
+}
+
+const char *objstore_outcome_name(objstore_outcome outcome) {
+    static const char *const names[OBJSTORE_OUTCOME_COUNT] = {"ok", "not_found", "error"};
+    return (unsigned)outcome < OBJSTORE_OUTCOME_COUNT ? names[outcome] : "unknown";
+}
+
+const char *objstore_retry_reason_name(objstore_retry_reason reason) {
+    static const char *const names[OBJSTORE_RETRY_COUNT] = {"throttled", "server_error", "timeout",
+                                                            "connection"};
+    return (unsigned)reason < OBJSTORE_RETRY_COUNT ? names[reason] : "unknown";
+}
+
+/* tdb_error names (docs/object-storage.md "Errors") -> causes. */
+static const struct {
+    const char *error_name;
+    const char *label;
+} g_causes[OBJSTORE_CAUSE_COUNT] = {
+    [OBJSTORE_CAUSE_UNREACHABLE] = {"object_store_unreachable", "unreachable"},
+    [OBJSTORE_CAUSE_TIMEOUT] = {"object_store_timeout", "timeout"},
+    [OBJSTORE_CAUSE_TLS] = {"object_store_tls", "tls"},
+    [OBJSTORE_CAUSE_AUTH] = {"object_store_auth", "auth"},
+    [OBJSTORE_CAUSE_REGION] = {"object_store_region", "region"},
+    [OBJSTORE_CAUSE_BUCKET_MISSING] = {"object_store_bucket_missing", "bucket_missing"},
+    [OBJSTORE_CAUSE_BUSY] = {"object_store_busy", "busy"},
+    [OBJSTORE_CAUSE_CORRUPT] = {"object_corrupt", "corrupt"},
+    [OBJSTORE_CAUSE_IO] = {"object_store_io", "io"},
+    [OBJSTORE_CAUSE_INVALID] = {NULL, "invalid"}, /* every invalid_* name, by prefix */
+    [OBJSTORE_CAUSE_OUT_OF_MEMORY] = {"out_of_memory", "out_of_memory"},
+    [OBJSTORE_CAUSE_OTHER] = {NULL, "other"},
+};
+
+const char *objstore_cause_name(objstore_cause cause) {
+    return (unsigned)cause < OBJSTORE_CAUSE_COUNT ? g_causes[cause].label : "unknown";
+}
+
+static objstore_cause cause_of(int rc, const tdb_error *err) {
+    if (rc == TDB_ENOMEM) return OBJSTORE_CAUSE_OUT_OF_MEMORY;
+    for (int i = 0; i < OBJSTORE_CAUSE_COUNT; i++)
+        if (g_causes[i].error_name && strcmp(err->name, g_causes[i].error_name) == 0)
+            return (objstore_cause)i;
+    if (rc == TDB_EINVAL || strncmp(err->name, "invalid_", 8) == 0) return OBJSTORE_CAUSE_INVALID;
+    if (rc == TDB_ECORRUPT) return OBJSTORE_CAUSE_CORRUPT;
+    return OBJSTORE_CAUSE_OTHER;
+}
+
+/* Counts one finished call (invariant (3)) and returns rc. bytes: object
+ * bytes moved when it succeeded. err is never NULL here (the wrappers
+ * substitute a local one) so the cause can be read. */
+static int counted(objstore *store, objstore_op op, uint64_t t0_ns, int rc, uint64_t bytes,
+                   const tdb_error *err) {
+    ostore_counters *k = &store->counters;
+    uint64_t us = (clock_mono_ns() - t0_ns) / 1000;
+    objstore_outcome outcome = rc == 0                ? OBJSTORE_OUTCOME_OK
+                               : rc == TDB_ENOTFOUND ? OBJSTORE_OUTCOME_NOT_FOUND
+                                                     : OBJSTORE_OUTCOME_ERROR;
+    OSTORE_COUNT(k->calls[op][outcome], 1);
+    if (outcome == OBJSTORE_OUTCOME_ERROR) OSTORE_COUNT(k->errors[cause_of(rc, err)], 1);
+    if (rc == 0 && bytes) {
+        if (op == OBJSTORE_OP_PUT) OSTORE_COUNT(k->uploaded_bytes, bytes);
+        else OSTORE_COUNT(k->downloaded_bytes, bytes);
+    }
+    int b = 0;
+    while (b < OBJSTORE_LATENCY_BUCKETS && (double)us > objstore_latency_bounds_s[b] * 1e6) b++;
+    OSTORE_COUNT(k->latency_buckets[op][b], 1);
+    OSTORE_COUNT(k->latency_us_sum[op], us);
+    return rc;
+}
+
+void objstore_stats_get(const objstore *store, objstore_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (store == NULL) return;
+    const ostore_counters *k = &store->counters;
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+    for (int op = 0; op < OBJSTORE_OP_COUNT; op++) {
+        for (int o = 0; o < OBJSTORE_OUTCOME_COUNT; o++) out->calls[op][o] = LOAD(k->calls[op][o]);
+        for (int b = 0; b <= OBJSTORE_LATENCY_BUCKETS; b++)
+            out->latency_buckets[op][b] = LOAD(k->latency_buckets[op][b]);
+        out->latency_us_sum[op] = LOAD(k->latency_us_sum[op]);
+    }
+    for (int c = 0; c < OBJSTORE_CAUSE_COUNT; c++) out->errors[c] = LOAD(k->errors[c]);
+    for (int r = 0; r < OBJSTORE_RETRY_COUNT; r++) out->retries[r] = LOAD(k->retries[r]);
+    out->http_requests = LOAD(k->http_requests);
+    out->uploaded_bytes = LOAD(k->uploaded_bytes);
+    out->downloaded_bytes = LOAD(k->downloaded_bytes);
+#undef LOAD
+}
+
 /* ---- open / close ----------------------------------------------------- */
 
 int objstore_open(const char *url, const objstore_options *opts, objstore **out, tdb_error *err) {
@@ -312,11 +416,16 @@ void objstore_close(objstore *store) {
 
 const char *objstore_url(const objstore *store) { return store->url; }
 
-int objstore_check(objstore *store, tdb_error *err) { return store->backend->check(store, err); }
+int objstore_check(objstore *store, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    return counted(store, OBJSTORE_OP_CHECK, t0, store->backend->check(store, err), 0, err);
+}
 
 /* ---- operations ------------------------------------------------------- */
 
-int objstore_put(objstore *store, const char *key, const void *data, size_t len, tdb_error *err) {
+static int do_put(objstore *store, const char *key, const void *data, size_t len, tdb_error *err) {
     int rc = check_key(key, err);
     if (rc < 0) return rc;
     if (data == NULL && len > 0)
@@ -326,7 +435,8 @@ int objstore_put(objstore *store, const char *key, const void *data, size_t len,
     return store->backend->put(store, key, &src, err);
 }
 
-int objstore_put_file(objstore *store, const char *key, const char *path, tdb_error *err) {
+static int do_put_file(objstore *store, const char *key, const char *path, uint64_t *size,
+                       tdb_error *err) {
     int rc = check_key(key, err);
     if (rc < 0) return rc;
     int fd = fio_open(path, O_RDONLY, 0);
@@ -341,6 +451,7 @@ int objstore_put_file(objstore *store, const char *key, const char *path, tdb_er
     ostore_source src = {.kind = OSTORE_SRC_FILE, .fd = fd, .path = path,
                          .size_bytes = (uint64_t)st.st_size};
     rc = store->backend->put(store, key, &src, err);
+    if (rc == 0) *size = src.size_bytes;
 done:
     fio_close(fd);
     return rc;
@@ -362,7 +473,7 @@ static int verify(objstore *store, const char *key, const ostore_sink *sink,
     return 0;
 }
 
-int objstore_get(objstore *store, const char *key, void **data, size_t *len, tdb_error *err) {
+static int do_get(objstore *store, const char *key, void **data, size_t *len, tdb_error *err) {
     *data = NULL;
     *len = 0;
     int rc = check_key(key, err);
@@ -410,7 +521,8 @@ static void dir_of(const char *path, char *out, size_t cap) {
     }
 }
 
-int objstore_get_file(objstore *store, const char *key, const char *path, tdb_error *err) {
+static int do_get_file(objstore *store, const char *key, const char *path, uint64_t *size,
+                       tdb_error *err) {
     int rc = check_key(key, err);
     if (rc < 0) return rc;
     ostore_sink sink = {.kind = OSTORE_SINK_FILE, .fd = -1, .path = path};
@@ -441,6 +553,7 @@ int objstore_get_file(objstore *store, const char *key, const char *path, tdb_er
     if (io < 0)
         rc = tdb_err(err, TDB_EIO, "object_store_io", "cannot store the download of '%.300s' as "
                      "'%.300s': %s", key, path, strerror(-io));
+    if (rc == 0) *size = sink.written;
 done:
     if (sink.fd >= 0) fio_close(sink.fd);
     if (!renamed && sink.tmp_path) unlink(sink.tmp_path); /* uncounted, as fileio's own clean-up */
@@ -448,7 +561,7 @@ done:
     return rc;
 }
 
-int objstore_get_range(objstore *store, const char *key, uint64_t offset, size_t len, void *out,
+static int do_get_range(objstore *store, const char *key, uint64_t offset, size_t len, void *out,
                        size_t *got, tdb_error *err) {
     *got = 0;
     int rc = check_key(key, err);
@@ -460,20 +573,20 @@ int objstore_get_range(objstore *store, const char *key, uint64_t offset, size_t
     return store->backend->get_range(store, key, offset, len, out, got, err);
 }
 
-int objstore_head(objstore *store, const char *key, objstore_info *info, tdb_error *err) {
+static int do_head(objstore *store, const char *key, objstore_info *info, tdb_error *err) {
     memset(info, 0, sizeof *info);
     int rc = check_key(key, err);
     if (rc < 0) return rc;
     return store->backend->head(store, key, info, err);
 }
 
-int objstore_delete(objstore *store, const char *key, tdb_error *err) {
+static int do_delete(objstore *store, const char *key, tdb_error *err) {
     int rc = check_key(key, err);
     if (rc < 0) return rc;
     return store->backend->del(store, key, err);
 }
 
-int objstore_list(objstore *store, const char *prefix, const char *after, uint32_t max_keys,
+static int do_list(objstore *store, const char *prefix, const char *after, uint32_t max_keys,
                   objstore_page *page, tdb_error *err) {
     memset(page, 0, sizeof *page);
     if (prefix == NULL) prefix = "";
@@ -485,4 +598,69 @@ int objstore_list(objstore *store, const char *prefix, const char *after, uint32
     int rc = store->backend->list(store, prefix, after, max_keys, page, err);
     if (rc < 0) objstore_page_free(page);
     return rc;
+}
+
+/* ---- the public calls: counted wrappers (invariant (3)) --------------- */
+
+int objstore_put(objstore *store, const char *key, const void *data, size_t len, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    return counted(store, OBJSTORE_OP_PUT, t0, do_put(store, key, data, len, err), len, err);
+}
+
+int objstore_put_file(objstore *store, const char *key, const char *path, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns(), size = 0;
+    int rc = do_put_file(store, key, path, &size, err);
+    return counted(store, OBJSTORE_OP_PUT, t0, rc, size, err);
+}
+
+int objstore_get(objstore *store, const char *key, void **data, size_t *len, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    int rc = do_get(store, key, data, len, err);
+    return counted(store, OBJSTORE_OP_GET, t0, rc, rc == 0 ? *len : 0, err);
+}
+
+int objstore_get_file(objstore *store, const char *key, const char *path, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns(), size = 0;
+    int rc = do_get_file(store, key, path, &size, err);
+    return counted(store, OBJSTORE_OP_GET, t0, rc, size, err);
+}
+
+int objstore_get_range(objstore *store, const char *key, uint64_t offset, size_t len, void *out,
+                       size_t *got, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    int rc = do_get_range(store, key, offset, len, out, got, err);
+    return counted(store, OBJSTORE_OP_GET_RANGE, t0, rc, rc == 0 ? *got : 0, err);
+}
+
+int objstore_head(objstore *store, const char *key, objstore_info *info, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    return counted(store, OBJSTORE_OP_HEAD, t0, do_head(store, key, info, err), 0, err);
+}
+
+int objstore_delete(objstore *store, const char *key, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    return counted(store, OBJSTORE_OP_DELETE, t0, do_delete(store, key, err), 0, err);
+}
+
+int objstore_list(objstore *store, const char *prefix, const char *after, uint32_t max_keys,
+                  objstore_page *page, tdb_error *err) {
+    tdb_error local = {0};
+    if (err == NULL) err = &local;
+    uint64_t t0 = clock_mono_ns();
+    int rc = do_list(store, prefix, after, max_keys, page, err);
+    return counted(store, OBJSTORE_OP_LIST, t0, rc, 0, err);
 }

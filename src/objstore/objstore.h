@@ -163,4 +163,84 @@ int objstore_list(objstore *store, const char *prefix, const char *after, uint32
 /* Frees the entries and `next`; leaves *page empty. NULL is a no-op. */
 void objstore_page_free(objstore_page *page);
 
+/* ---- counters (GET /metrics; docs/operations.md names the series) ----
+ * Every call through this interface is counted once, when it returns, by
+ * operation and outcome, with its duration (all retries included) in a
+ * histogram. Counting is a few relaxed atomic additions: no lock. */
+
+typedef enum objstore_op {
+    OBJSTORE_OP_PUT = 0, /* objstore_put and objstore_put_file */
+    OBJSTORE_OP_GET,     /* objstore_get and objstore_get_file */
+    OBJSTORE_OP_GET_RANGE,
+    OBJSTORE_OP_HEAD,
+    OBJSTORE_OP_DELETE,
+    OBJSTORE_OP_LIST,
+    OBJSTORE_OP_CHECK,
+    OBJSTORE_OP_COUNT
+} objstore_op;
+
+typedef enum objstore_outcome {
+    OBJSTORE_OUTCOME_OK = 0,
+    OBJSTORE_OUTCOME_NOT_FOUND, /* TDB_ENOTFOUND: an answer, not a failure of the store */
+    OBJSTORE_OUTCOME_ERROR,     /* any other failure; its cause is counted in errors[] */
+    OBJSTORE_OUTCOME_COUNT
+} objstore_outcome;
+
+/* Causes of failed calls: the tdb_error names of docs/object-storage.md,
+ * grouped (objstore_cause_name gives the label). */
+typedef enum objstore_cause {
+    OBJSTORE_CAUSE_UNREACHABLE = 0, /* object_store_unreachable */
+    OBJSTORE_CAUSE_TIMEOUT,         /* object_store_timeout */
+    OBJSTORE_CAUSE_TLS,             /* object_store_tls */
+    OBJSTORE_CAUSE_AUTH,            /* object_store_auth */
+    OBJSTORE_CAUSE_REGION,          /* object_store_region */
+    OBJSTORE_CAUSE_BUCKET_MISSING,  /* object_store_bucket_missing */
+    OBJSTORE_CAUSE_BUSY,            /* object_store_busy */
+    OBJSTORE_CAUSE_CORRUPT,         /* object_corrupt */
+    OBJSTORE_CAUSE_IO,              /* object_store_io (local files) */
+    OBJSTORE_CAUSE_INVALID,         /* invalid_object_key, invalid_request, ... */
+    OBJSTORE_CAUSE_OUT_OF_MEMORY,
+    OBJSTORE_CAUSE_OTHER,           /* object_store_error and the rest */
+    OBJSTORE_CAUSE_COUNT
+} objstore_cause;
+
+/* Why a request was sent again (S3 only; file:// never retries). */
+typedef enum objstore_retry_reason {
+    OBJSTORE_RETRY_THROTTLED = 0, /* HTTP 503 or 429 */
+    OBJSTORE_RETRY_SERVER_ERROR,  /* other HTTP 5xx, 408, 400 RequestTimeout */
+    OBJSTORE_RETRY_TIMEOUT,       /* a timeout or the stall timeout */
+    OBJSTORE_RETRY_CONNECTION,    /* refused, reset, dropped, DNS or TLS failure */
+    OBJSTORE_RETRY_COUNT
+} objstore_retry_reason;
+
+/* Upper bounds (seconds) of the latency histogram's buckets; a last,
+ * implicit bucket is +Inf. */
+#define OBJSTORE_LATENCY_BUCKETS 12
+extern const double objstore_latency_bounds_s[OBJSTORE_LATENCY_BUCKETS];
+
+typedef struct objstore_stats {
+    uint64_t calls[OBJSTORE_OP_COUNT][OBJSTORE_OUTCOME_COUNT];
+    uint64_t errors[OBJSTORE_CAUSE_COUNT];       /* calls with outcome error, by cause */
+    uint64_t retries[OBJSTORE_RETRY_COUNT];      /* requests sent again, by reason */
+    uint64_t http_requests;                      /* HTTP requests sent (S3; retries included) */
+    uint64_t uploaded_bytes;   /* object bytes of successful puts */
+    uint64_t downloaded_bytes; /* object bytes of successful gets and ranged gets */
+    /* latency: per operation, NON-cumulative bucket counts (the last one
+     * is +Inf) and the sum of durations in microseconds */
+    uint64_t latency_buckets[OBJSTORE_OP_COUNT][OBJSTORE_LATENCY_BUCKETS + 1];
+    uint64_t latency_us_sum[OBJSTORE_OP_COUNT];
+} objstore_stats;
+
+/* A copy of the store's counters since objstore_open. Each counter is read
+ * atomically, the set not as one snapshot (a call finishing meanwhile may
+ * show in one counter and not yet in another). */
+void objstore_stats_get(const objstore *store, objstore_stats *out);
+/* Label values: "put", "get", "get_range", "head", "delete", "list",
+ * "check"; "ok", "not_found", "error"; "unreachable", ..., "other";
+ * "throttled", "server_error", "timeout", "connection". */
+const char *objstore_op_name(objstore_op op);
+const char *objstore_outcome_name(objstore_outcome outcome);
+const char *objstore_cause_name(objstore_cause cause);
+const char *objstore_retry_reason_name(objstore_retry_reason reason);
+
 #endif

@@ -17,6 +17,7 @@
 #ifndef TDB_OBJSTORE_INT_H
 #define TDB_OBJSTORE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,11 +108,28 @@ typedef struct objstore_backend {
 extern const objstore_backend ostore_local_backend;
 extern const objstore_backend ostore_s3_backend;
 
+/* The counters behind objstore_stats (see objstore.h), updated with
+ * relaxed atomic additions from any thread. */
+typedef struct ostore_counters {
+    _Atomic uint64_t calls[OBJSTORE_OP_COUNT][OBJSTORE_OUTCOME_COUNT];
+    _Atomic uint64_t errors[OBJSTORE_CAUSE_COUNT];
+    _Atomic uint64_t retries[OBJSTORE_RETRY_COUNT];
+    _Atomic uint64_t http_requests;
+    _Atomic uint64_t uploaded_bytes;
+    _Atomic uint64_t downloaded_bytes;
+    _Atomic uint64_t latency_buckets[OBJSTORE_OP_COUNT][OBJSTORE_LATENCY_BUCKETS + 1];
+    _Atomic uint64_t latency_us_sum[OBJSTORE_OP_COUNT];
+} ostore_counters;
+
+/* Adds one to a counter (relaxed: counters order nothing). */
+#define OSTORE_COUNT(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
+
 struct objstore {
     const objstore_backend *backend;
     void *impl; /* the backend's state, owned by it */
     char *url;  /* as given to objstore_open */
     bool fsync; /* objstore_options.fsync */
+    ostore_counters counters; /* the front counts calls; s3.c retries and HTTP requests */
 };
 
 /* Appends one entry (key copied) to a page being built. 0 or TDB_ENOMEM. */

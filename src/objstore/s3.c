@@ -41,6 +41,10 @@
  *       chunk (single PUT from a file, downloads to a file), plus capped
  *       reply bodies.
  *
+ * Counting: every HTTP request sent (retries included) and every retry,
+ * by reason, go to the store's counters (objstore_stats); the front counts
+ * the calls themselves.
+ *
  * Concurrency: any number of threads may call in at once. Each request
  * takes a CURL easy handle from a small pool (pool_mu guards the pool
  * array only and is never held during a transfer) and returns it after,
@@ -113,6 +117,7 @@ typedef struct s3_store {
     pthread_mutex_t pool_mu; /* guards pool[] and pool_count, never held during I/O */
     CURL *pool[S3_POOL_MAX];
     size_t pool_count;
+    ostore_counters *counters; /* the store's (objstore_int.h): HTTP requests, retries */
     _Atomic uint64_t rng; /* jitter state (splitmix64 steps) */
     _Atomic uint64_t probe_seq;
 } s3_store;
@@ -237,8 +242,13 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *user) {
     size_t len = size * nitems;
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         /* A new response (also after a 100 Continue): forget the old one. */
-        const char *sp = memchr(data, ' ', len);
-        r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        /* The line is not NUL-terminated (libcurl's contract): the
+         * status is read within len, never with strtol. */
+        const char *sp = memchr(data, ' ', len), *end = data + len;
+        long status = 0;
+        for (const char *d = sp ? sp + 1 : end; d < end && *d >= '0' && *d <= '9' && status < 1000; d++)
+            status = status * 10 + (*d - '0');
+        r->status = status;
         r->has_length = r->has_crc = false;
         /* A 200 to a ranged GET: the server ignored the range and sends
          * the whole object; on_body skips to the range. */
@@ -668,6 +678,7 @@ static int s3_do(s3_store *st, s3_req *r, tdb_error *err) {
                          r->key ? r->key : "", strerror(-r->sink->error));
             break;
         }
+        OSTORE_COUNT(st->counters->http_requests, 1);
         CURLcode cc = perform_once(st, h, r, curl_err);
         if (r->range_full && cc == CURLE_WRITE_ERROR) cc = CURLE_OK;
         /* Failures on our side are not retried: the next attempt would
@@ -708,6 +719,10 @@ static int s3_do(s3_store *st, s3_req *r, tdb_error *err) {
                 rc = http_error(st, r, err);
                 break;
             }
+            OSTORE_COUNT(st->counters->retries[r->status == 503 || r->status == 429
+                                                   ? OBJSTORE_RETRY_THROTTLED
+                                                   : OBJSTORE_RETRY_SERVER_ERROR],
+                         1);
             log_msg(LOG_DEBUG, "object store %s: %s %s: HTTP %ld %s, retrying", st->endpoint,
                     r->method, r->key ? r->key : "(bucket)", r->status, r->err_code);
         } else {
@@ -715,6 +730,11 @@ static int s3_do(s3_store *st, s3_req *r, tdb_error *err) {
                 rc = transport_error(st, r, cc, curl_err, err);
                 break;
             }
+            OSTORE_COUNT(st->counters->retries[cc == CURLE_OPERATION_TIMEDOUT ||
+                                                       cc == CURLE_ABORTED_BY_CALLBACK
+                                                   ? OBJSTORE_RETRY_TIMEOUT
+                                                   : OBJSTORE_RETRY_CONNECTION],
+                         1);
             log_msg(LOG_DEBUG, "object store %s: %s %s: %s, retrying", st->endpoint, r->method,
                     r->key ? r->key : "(bucket)", curl_err[0] ? curl_err : curl_easy_strerror(cc));
         }
@@ -742,20 +762,24 @@ static int full_key(s3_store *st, const char *key, buf *out, tdb_error *err) {
 static int hash_range(const ostore_source *src, uint64_t off, uint64_t len, char sha[SHA256_HEX_BYTES],
                       uint32_t *crc) {
     sha256_ctx ctx;
-    sha256_init(&ctx);
+    if (sha256_init(&ctx) != 0) return -ENOMEM;
     uint32_t c = 0;
     if (src->kind == OSTORE_SRC_MEM) {
         sha256_update(&ctx, src->data + off, (size_t)len);
         c = crc32c(src->data + off, (size_t)len);
     } else {
         char *chunk = malloc(OSTORE_IO_CHUNK_BYTES);
-        if (chunk == NULL) return -ENOMEM;
+        if (chunk == NULL) {
+            sha256_discard(&ctx);
+            return -ENOMEM;
+        }
         for (uint64_t done = 0; done < len;) {
             size_t want = OSTORE_IO_CHUNK_BYTES;
             if (len - done < want) want = (size_t)(len - done);
             ssize_t n = ostore_source_read(src, off + done, chunk, want);
             if (n <= 0) {
                 free(chunk);
+                sha256_discard(&ctx);
                 return n < 0 ? (int)n : -EIO;
             }
             sha256_update(&ctx, chunk, (size_t)n);
@@ -765,7 +789,7 @@ static int hash_range(const ostore_source *src, uint64_t off, uint64_t len, char
         free(chunk);
     }
     uint8_t digest[SHA256_DIGEST_BYTES];
-    sha256_final(&ctx, digest);
+    if (sha256_final(&ctx, digest) != 0) return -ENOMEM;
     sha256_to_hex(digest, sha);
     if (crc) *crc = c;
     return 0;
@@ -933,6 +957,7 @@ static int s3_open(objstore *s, const char *location, const objstore_options *o,
     st->connect_timeout_ms = o->connect_timeout_ms;
     st->stall_timeout_ms = o->stall_timeout_ms;
     st->request_timeout_ms = o->request_timeout_ms;
+    st->counters = &s->counters;
     atomic_store(&st->rng, clock_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)st);
 
     st->share = curl_share_init();
@@ -1077,8 +1102,8 @@ static int put_multipart(s3_store *st, const char *fkey, const ostore_source *sr
         }
         s3_req pr = {.method = "PUT", .key = fkey, .query = q.data, .body = &view, .body_len = len,
                      .reply = BUF_INIT};
-        hash_range(&view, 0, len, pr.body_sha256, NULL); /* memory: cannot fail */
-        rc = s3_do(st, &pr, err);
+        rc = hash_range(&view, 0, len, pr.body_sha256, NULL); /* memory: only ENOMEM */
+        rc = rc < 0 ? source_error(&view, rc, fkey, err) : s3_do(st, &pr, err);
         if (rc == 0 && pr.status != 200) rc = http_error(st, &pr, err);
         if (rc == 0 && pr.etag[0] == '\0')
             rc = tdb_err(err, TDB_EIO, "object_store_error",
@@ -1111,8 +1136,8 @@ static int put_multipart(s3_store *st, const char *fkey, const ostore_source *sr
     s3_req cr = {.method = "POST", .key = fkey, .query = abort_q.data, .body = &body,
                  .body_len = xml.len, .content_type = "application/xml", .error_in_200 = true,
                  .reply = BUF_INIT};
-    hash_range(&body, 0, xml.len, cr.body_sha256, NULL);
-    rc = s3_do(st, &cr, err);
+    rc = hash_range(&body, 0, xml.len, cr.body_sha256, NULL);
+    rc = rc < 0 ? source_error(&body, rc, fkey, err) : s3_do(st, &cr, err);
     if (rc == 0 && cr.status != 200) rc = http_error(st, &cr, err);
     if (rc < 0 && cr.attempts > 1) {
         /* Invariant (2): an earlier attempt whose reply was lost may have

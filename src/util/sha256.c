@@ -1,114 +1,62 @@
 /*
- * sha256.c: SHA-256 as specified in FIPS 180-4 (sections 4.1.2, 4.2.2,
- * 5.1.1, 6.2), written from the standard.
- * Layer: util. See sha256.h for why it exists.
+ * sha256.c: SHA-256 through libcrypto's EVP digest interface.
+ * Layer: util. See sha256.h for why libcrypto.
  *
- * Invariant: ctx->block_len < 64 between calls; a full block is compressed
- * as soon as it is complete.
+ * The SHA-256 implementation is looked up once per process
+ * (EVP_MD_fetch), not at every init: an implicit fetch by name costs a
+ * provider lookup per call, which is noticeable on the many small bodies
+ * (list requests, multipart completions) S3 traffic is made of.
+ * Invariant: ctx->md_ctx is non-NULL exactly between a successful init and
+ * final/discard.
  */
 #include "util/sha256.h"
 
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 
-/* First 32 bits of the fractional parts of the cube roots of the first 64
- * primes (FIPS 180-4, 4.2.2). */
-static const uint32_t K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
+#include "tierdb.h"
 
-static inline uint32_t rotr(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
+static pthread_once_t g_fetch_once = PTHREAD_ONCE_INIT;
+static EVP_MD *g_sha256; /* never freed: lives as long as the process */
 
-static void compress(uint32_t state[8], const uint8_t block[64]) {
-    uint32_t w[64];
-    for (int t = 0; t < 16; t++) {
-        const uint8_t *p = block + 4 * t; /* big-endian words */
-        w[t] = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-    }
-    for (int t = 16; t < 64; t++) {
-        uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
-        uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
-        w[t] = w[t - 16] + s0 + w[t - 7] + s1;
-    }
-    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
-    for (int t = 0; t < 64; t++) {
-        uint32_t big_s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-        uint32_t ch = (e & f) ^ (~e & g);
-        uint32_t t1 = h + big_s1 + ch + K[t] + w[t];
-        uint32_t big_s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-        uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-        uint32_t t2 = big_s0 + maj;
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    state[0] += a; state[1] += b; state[2] += c; state[3] += d;
-    state[4] += e; state[5] += f; state[6] += g; state[7] += h;
-}
+static void fetch_once(void) { g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
 
-void sha256_init(sha256_ctx *ctx) {
-    /* First 32 bits of the fractional parts of the square roots of the
-     * first 8 primes (FIPS 180-4, 5.3.3). */
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(ctx->state, h0, sizeof h0);
-    ctx->total_bytes = 0;
-    ctx->block_len = 0;
+int sha256_init(sha256_ctx *ctx) {
+    ctx->md_ctx = NULL;
+    ctx->failed = false;
+    pthread_once(&g_fetch_once, fetch_once);
+    if (g_sha256 == NULL) return TDB_ENOMEM;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL) return TDB_ENOMEM;
+    if (EVP_DigestInit_ex2(md, g_sha256, NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return TDB_ENOMEM;
+    }
+    ctx->md_ctx = md;
+    return 0;
 }
 
 void sha256_update(sha256_ctx *ctx, const void *data, size_t len) {
-    const uint8_t *p = data;
-    ctx->total_bytes += len;
-    if (ctx->block_len > 0) {
-        size_t take = 64 - ctx->block_len;
-        if (take > len) take = len;
-        memcpy(ctx->block + ctx->block_len, p, take);
-        ctx->block_len += take;
-        p += take;
-        len -= take;
-        if (ctx->block_len < 64) return;
-        compress(ctx->state, ctx->block);
-        ctx->block_len = 0;
-    }
-    while (len >= 64) {
-        compress(ctx->state, p);
-        p += 64;
-        len -= 64;
-    }
-    if (len > 0) {
-        memcpy(ctx->block, p, len);
-        ctx->block_len = len;
-    }
+    if (ctx->md_ctx == NULL || len == 0) return;
+    if (EVP_DigestUpdate(ctx->md_ctx, data, len) != 1) ctx->failed = true;
 }
 
-void sha256_final(sha256_ctx *ctx, uint8_t out[SHA256_DIGEST_BYTES]) {
-    /* Padding (5.1.1): a 1 bit, zeros up to 56 mod 64, then the message
-     * length in bits as a 64-bit big-endian number. */
-    uint64_t bit_len = ctx->total_bytes * 8;
-    uint8_t pad[72] = {0x80};
-    size_t pad_len = ctx->block_len < 56 ? 56 - ctx->block_len : 120 - ctx->block_len;
-    for (int i = 0; i < 8; i++) pad[pad_len + (size_t)i] = (uint8_t)(bit_len >> (56 - 8 * i));
-    uint64_t total = ctx->total_bytes;
-    sha256_update(ctx, pad, pad_len + 8);
-    ctx->total_bytes = total;
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(ctx->state[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(ctx->state[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(ctx->state[i] >> 8);
-        out[4 * i + 3] = (uint8_t)ctx->state[i];
+int sha256_final(sha256_ctx *ctx, uint8_t out[SHA256_DIGEST_BYTES]) {
+    int rc = 0;
+    unsigned int n = 0;
+    if (ctx->md_ctx == NULL || ctx->failed ||
+        EVP_DigestFinal_ex(ctx->md_ctx, out, &n) != 1 || n != SHA256_DIGEST_BYTES) {
+        memset(out, 0, SHA256_DIGEST_BYTES);
+        rc = TDB_ENOMEM;
     }
+    sha256_discard(ctx);
+    return rc;
+}
+
+void sha256_discard(sha256_ctx *ctx) {
+    EVP_MD_CTX_free(ctx->md_ctx); /* NULL is a no-op */
+    ctx->md_ctx = NULL;
 }
 
 void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_BYTES], char out[SHA256_HEX_BYTES]) {
@@ -120,11 +68,18 @@ void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_BYTES], char out[SHA256_HE
     out[64] = '\0';
 }
 
-void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_BYTES]) {
+int sha256_hex(const void *data, size_t len, char out[SHA256_HEX_BYTES]) {
     sha256_ctx ctx;
     uint8_t digest[SHA256_DIGEST_BYTES];
-    sha256_init(&ctx);
-    sha256_update(&ctx, data, len);
-    sha256_final(&ctx, digest);
+    int rc = sha256_init(&ctx);
+    if (rc == 0) {
+        sha256_update(&ctx, data, len);
+        rc = sha256_final(&ctx, digest);
+    }
+    if (rc) {
+        out[0] = '\0';
+        return rc;
+    }
     sha256_to_hex(digest, out);
+    return 0;
 }

@@ -6,7 +6,8 @@ installed by scripts/deps.sh) and checked for the structure strict scrapers insi
 one TYPE per family, before its samples, samples grouped, no duplicate series, cumulative buckets
 with +Inf equal to _count). Then the counters must move exactly as requests are made: per route and
 status, from several threads at once (the counters are lock-free), latency histograms, documents and
-collections per tier, tier moves by kind, WAL fsyncs, import lines. Labels name route patterns,
+collections per tier, tier moves by kind, WAL fsyncs, import lines, object-store calls, bytes and
+latencies through a demote to cold and back. Labels name route patterns,
 never collection names or ids.
 
 Run: python3 tests/e2e/test_metrics.py --binary build/tierdb [--keep] [--only NAME]
@@ -253,6 +254,55 @@ def test_import_counters(ctx):
     c.delete("/v1/collections/mx_imp")
 
 
+OS_REQ = "tierdb_object_store_requests"   # counter families are named without _total by the parser
+OS_DUR = "tierdb_object_store_request_duration_seconds"
+
+
+def test_object_store_counters(ctx):
+    """A demote to cold and the promotion back move the object-store series (the file:// store
+    here; tests/e2e/test_s3_server.py checks them on S3, retries included)."""
+    s = main_server(ctx)
+    c = s.client()
+    c.delete("/v1/collections/mx_os")
+    c.post("/v1/collections", {"name": "mx_os", "dimension": 2, "metric": "l2"})
+    c.post("/v1/collections/mx_os/documents", {"documents": [{"id": "o%d" % i, "vector": [i, 3]} for i in range(50)]})
+    before, _ = scrape(ctx, c)
+    for name, typ in ((OS_REQ, "counter"), ("tierdb_object_store_errors", "counter"),
+                      ("tierdb_object_store_retries", "counter"), ("tierdb_object_store_http_requests", "counter"),
+                      ("tierdb_object_store_uploaded_bytes", "counter"),
+                      ("tierdb_object_store_downloaded_bytes", "counter"), (OS_DUR, "histogram"),
+                      ("tierdb_object_store_info", "gauge")):
+        ctx.check(name in before and before[name].type == typ, "family %s (%s)" % (name, typ),
+                  before[name].type if name in before else None)
+    ctx.check(value(before, "tierdb_object_store_info", scheme="file") == 1, "object_store_info{scheme=file} 1")
+    ctx.check(value(before, OS_REQ, operation="check", outcome="ok") == 1, "the start-up check counted once")
+    r = c.post("/v1/collections/mx_os/tier/demote", {"to": "cold"})
+    ctx.check(r.status == 200 and r.get("tier") == "cold", "demote to cold", r)
+    mid, _ = scrape(ctx, c)
+
+    def delta(a, b, family, sample=None, **labels):
+        return value(b, family, sample, **labels) - value(a, family, sample, **labels)
+    puts = delta(before, mid, OS_REQ, operation="put", outcome="ok")
+    ctx.check(puts >= 3, "demote: puts counted (Parquet, MANIFEST, segments)", puts)
+    ctx.check(delta(before, mid, OS_DUR, OS_DUR + "_count", operation="put") == puts,
+              "the put latency histogram counted each put")
+    ctx.check(delta(before, mid, OS_DUR, OS_DUR + "_bucket", operation="put", le="+Inf") == puts, "+Inf bucket")
+    ctx.check(delta(before, mid, "tierdb_object_store_uploaded_bytes") >= r.get("object_bytes", 1) > 0,
+              "uploaded bytes >= the cold copy's object_bytes",
+              delta(before, mid, "tierdb_object_store_uploaded_bytes"), r.get("object_bytes"))
+    ctx.check(delta(before, mid, OS_REQ, operation="put", outcome="error") == 0, "no failed put")
+    ctx.check(value(mid, "tierdb_object_store_http_requests") == 0, "no HTTP request on a file:// store")
+    r = c.post("/v1/collections/mx_os/query", {"vector": [1, 3], "top_k": 3})
+    ctx.check(r.status == 200 and len(r.get("results") or []) == 3, "query the cold collection", r)
+    after, _ = scrape(ctx, c)
+    gets = delta(mid, after, OS_REQ, operation="get", outcome="ok")
+    ctx.check(gets >= 2, "promotion: gets counted", gets)
+    ctx.check(delta(mid, after, "tierdb_object_store_downloaded_bytes") > 0, "downloaded bytes counted")
+    ctx.check(delta(mid, after, OS_REQ, operation="delete", outcome="ok") >= 1, "the old cold copy deleted")
+    ctx.check(delta(mid, after, OS_DUR, OS_DUR + "_sum", operation="get") > 0, "get latencies summed")
+    c.delete("/v1/collections/mx_os")
+
+
 def test_no_key_needed(ctx):
     s = ctx.server("auth", env={"TIERDB_API_KEY": "metrics-test-key"})
     c = s.client()
@@ -265,4 +315,4 @@ def test_no_key_needed(ctx):
 
 if __name__ == "__main__":
     T.main([test_format_and_families, test_counters_move, test_concurrent_counting, test_tiers_and_moves,
-            test_import_counters, test_no_key_needed], description=__doc__)
+            test_import_counters, test_object_store_counters, test_no_key_needed], description=__doc__)

@@ -2,7 +2,8 @@
  * test_local.c: the object store on file:// (objstore.c + local.c): every
  * operation, pagination over more than 1,000 objects, key and URL rules,
  * CRC32C mismatches after tampering, and fault injection through the
- * fileio seam (no partial object, no temporary left behind).
+ * fileio seam (no partial object, no temporary left behind), and the
+ * counters behind /metrics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -547,6 +548,76 @@ static void local_concurrent_puts_gets_and_deletes(void **state) {
     objstore_close(s);
 }
 
+/* Every call is counted once, by operation and outcome; failures by
+ * cause; bytes of successful transfers; a latency sample per call. */
+static void local_counters_count_each_call_once(void **state) {
+    (void)state;
+    objstore *s = open_store("counters");
+    objstore_stats st;
+    objstore_stats_get(s, &st);
+    assert_int_equal(st.calls[OBJSTORE_OP_CHECK][OBJSTORE_OUTCOME_OK], 1); /* open_store's check */
+    tdb_error err;
+    uint8_t data[3000];
+    fill(data, sizeof data, 9);
+    assert_int_equal(objstore_put(s, "c/a", data, sizeof data, &err), 0);
+    assert_int_equal(objstore_put(s, "c/b", data, 1000, NULL), 0); /* no err given: still counted */
+    void *got = NULL;
+    size_t len = 0;
+    assert_int_equal(objstore_get(s, "c/a", &got, &len, &err), 0);
+    free(got);
+    uint8_t part[100];
+    size_t n = 0;
+    assert_int_equal(objstore_get_range(s, "c/a", 2950, sizeof part, part, &n, &err), 0);
+    assert_int_equal(n, 50);
+    objstore_info info;
+    assert_int_equal(objstore_head(s, "c/none", &info, NULL), TDB_ENOTFOUND);
+    assert_int_equal(objstore_get(s, "../x", &got, &len, NULL), TDB_EINVAL);
+    char dst[PATH_MAX];
+    pathf(dst, "%s/counters-dst", g_dir);
+    assert_int_equal(objstore_get_file(s, "c/b", dst, &err), 0);
+    objstore_page page;
+    assert_int_equal(objstore_list(s, "c/", NULL, 0, &page, &err), 0);
+    assert_int_equal(page.count, 2);
+    objstore_page_free(&page);
+    assert_int_equal(objstore_delete(s, "c/a", &err), 0);
+    /* Tamper with c/b: its get is an error of cause corrupt. */
+    char p[PATH_MAX];
+    pathf(p, "%s/c/b", g_root);
+    int fd = open(p, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\xff", 1, 10), 1);
+    close(fd);
+    assert_int_equal(objstore_get(s, "c/b", &got, &len, NULL), TDB_ECORRUPT);
+
+    objstore_stats_get(s, &st);
+    assert_int_equal(st.calls[OBJSTORE_OP_PUT][OBJSTORE_OUTCOME_OK], 2);
+    assert_int_equal(st.calls[OBJSTORE_OP_GET][OBJSTORE_OUTCOME_OK], 2); /* get + get_file */
+    assert_int_equal(st.calls[OBJSTORE_OP_GET][OBJSTORE_OUTCOME_ERROR], 2);
+    assert_int_equal(st.calls[OBJSTORE_OP_GET_RANGE][OBJSTORE_OUTCOME_OK], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_HEAD][OBJSTORE_OUTCOME_NOT_FOUND], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_LIST][OBJSTORE_OUTCOME_OK], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_DELETE][OBJSTORE_OUTCOME_OK], 1);
+    assert_int_equal(st.errors[OBJSTORE_CAUSE_INVALID], 1);
+    assert_int_equal(st.errors[OBJSTORE_CAUSE_CORRUPT], 1);
+    uint64_t errors = 0;
+    for (int c = 0; c < OBJSTORE_CAUSE_COUNT; c++) errors += st.errors[c];
+    assert_int_equal(errors, 2); /* not_found is an answer, not an error */
+    assert_int_equal(st.uploaded_bytes, 3000 + 1000);
+    assert_int_equal(st.downloaded_bytes, 3000 + 50 + 1000);
+    assert_int_equal(st.http_requests, 0);
+    for (int op = 0; op < OBJSTORE_OP_COUNT; op++) {
+        uint64_t calls = 0, samples = 0;
+        for (int o = 0; o < OBJSTORE_OUTCOME_COUNT; o++) calls += st.calls[op][o];
+        for (int b = 0; b <= OBJSTORE_LATENCY_BUCKETS; b++) samples += st.latency_buckets[op][b];
+        assert_int_equal(samples, calls);
+    }
+    assert_string_equal(objstore_op_name(OBJSTORE_OP_GET_RANGE), "get_range");
+    assert_string_equal(objstore_outcome_name(OBJSTORE_OUTCOME_NOT_FOUND), "not_found");
+    assert_string_equal(objstore_cause_name(OBJSTORE_CAUSE_BUCKET_MISSING), "bucket_missing");
+    assert_string_equal(objstore_retry_reason_name(OBJSTORE_RETRY_THROTTLED), "throttled");
+    objstore_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(local_put_get_head_delete_roundtrip),
@@ -560,6 +631,7 @@ int main(void) {
         cmocka_unit_test(local_rejects_bad_keys_urls_and_options),
         cmocka_unit_test(local_check_names_an_unusable_directory),
         cmocka_unit_test(local_concurrent_puts_gets_and_deletes),
+        cmocka_unit_test(local_counters_count_each_call_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

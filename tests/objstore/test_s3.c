@@ -10,7 +10,8 @@
  * environment, the causes the start-up check must name (wrong secret,
  * unknown key, missing bucket, unreachable endpoint), retries through
  * injected 5xx/429, dropped, truncated and slow replies, failures that
- * outlast the retries (no object left visible), and corrupted downloads.
+ * outlast the retries (no object left visible), corrupted downloads, and
+ * the counters behind /metrics (requests, retries by reason, failures).
  * Missing node, s3rver or botocore is a FAILURE with a message saying what
  * to install: CI installs them, and a silent skip would hide a hole.
  * Both peers die with this process (PR_SET_PDEATHSIG, and the proxy also
@@ -899,6 +900,51 @@ static void s3_failure_outlasting_retries_leaves_no_object(void **state) {
     assert_all_signed();
 }
 
+/* The counters behind /metrics: calls by outcome, failures by cause,
+ * every HTTP request the proxy saw, retries by reason, bytes. */
+static void s3_counters_count_requests_retries_and_failures(void **state) {
+    (void)state;
+    ctl_do("reset");
+    objstore *s = open_prefix("counters");
+    tdb_error err;
+    objstore_stats st;
+    uint8_t data[1000];
+    fill(data, sizeof data, 12);
+
+    ctl_do("fault?mode=status&code=503&method=PUT&limit=1");
+    assert_int_equal(objstore_put(s, "a", data, sizeof data, &err), 0);
+    ctl_do("fault?mode=status&code=500&method=GET&limit=1");
+    assert_object_is(s, "a", data, sizeof data);
+    ctl_do("fault?mode=status&method=NONE"); /* no faults; the proxy keeps counting */
+    objstore_info info;
+    assert_int_equal(objstore_head(s, "absent", &info, &err), TDB_ENOTFOUND);
+    ctl_do("fault?mode=status&code=503&method=PUT");
+    assert_int_equal(objstore_put(s, "b", data, sizeof data, &err), TDB_EBUSY);
+    char *px = ctl("stats");
+    long proxy_requests = stat_of(px, "requests");
+    free(px);
+    assert_all_signed();
+    ctl_do("reset");
+
+    objstore_stats_get(s, &st);
+    assert_int_equal(st.calls[OBJSTORE_OP_PUT][OBJSTORE_OUTCOME_OK], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_PUT][OBJSTORE_OUTCOME_ERROR], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_GET][OBJSTORE_OUTCOME_OK], 1);
+    assert_int_equal(st.calls[OBJSTORE_OP_HEAD][OBJSTORE_OUTCOME_NOT_FOUND], 1);
+    assert_int_equal(st.errors[OBJSTORE_CAUSE_BUSY], 1);
+    /* one 503 on the first put, all 4 retries of the second; one 500 */
+    assert_int_equal(st.retries[OBJSTORE_RETRY_THROTTLED], 1 + 4);
+    assert_int_equal(st.retries[OBJSTORE_RETRY_SERVER_ERROR], 1);
+    assert_int_equal(st.retries[OBJSTORE_RETRY_TIMEOUT] + st.retries[OBJSTORE_RETRY_CONNECTION], 0);
+    /* 2 + 2 + 1 + 5 requests, each seen by the proxy */
+    assert_int_equal(st.http_requests, 10);
+    assert_int_equal(st.http_requests, (uint64_t)proxy_requests);
+    assert_int_equal(st.uploaded_bytes, sizeof data);
+    assert_int_equal(st.downloaded_bytes, sizeof data);
+    assert_true(st.latency_us_sum[OBJSTORE_OP_PUT] > 0);
+    objstore_close(s);
+}
+
 static void s3_corrupted_download_is_detected(void **state) {
     (void)state;
     ctl_do("reset");
@@ -946,6 +992,7 @@ int main(void) {
         cmocka_unit_test(s3_slow_reply_hits_the_stall_timeout_and_is_retried),
         cmocka_unit_test(s3_failure_outlasting_retries_leaves_no_object),
         cmocka_unit_test(s3_corrupted_download_is_detected),
+        cmocka_unit_test(s3_counters_count_requests_retries_and_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
