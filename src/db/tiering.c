@@ -17,7 +17,8 @@
  *       the old copy is deleted. A crash at any step leaves the collection
  *       readable in the tier the catalog names; tdb_open removes what the
  *       interrupted move left behind (a local directory of a cold
- *       collection, an .incoming download).
+ *       collection, an .incoming download, and in the object store every
+ *       cold copy the catalog does not name: remove_stale_copies).
  *   (2) No lock is held across object-store I/O: uploads run while requests
  *       continue; the commit step takes the collection's rw lock in write
  *       mode and aborts the move if the collection changed meanwhile
@@ -681,7 +682,7 @@ static void run_cycle(tdb_db *db, buf *report) {
         done_moves++;
         if (rc == 0) {
             counts[plan[i].move]++;
-        } else if (rc == TDB_EBUSY) {
+        } else if (rc == TDB_EBUSY && strcmp(err.name, "collection_changed") == 0) {
             /* The collection changed during the move (a write, a flush, a
              * compaction): nothing failed; a later cycle moves it. */
             deferred++;
@@ -837,7 +838,71 @@ int db_tiering_open(tdb_db *db, tdb_error *err) {
     return objstore_check(db->store, err);
 }
 
+static int by_id(const void *a, const void *b) {
+    int64_t x = (*(db_coll *const *)a)->id, y = (*(db_coll *const *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* Invariant (1), object-store side: deletes the objects of every cold copy
+ * the catalog does not name (collections/<id>/<gen>/ whose collection is
+ * gone, is not cold, or names another generation). A crash leaves them
+ * when it stops warm -> cold after uploading but before the commit, cold
+ * -> warm after the commit but before deleting the copy, or a drop half
+ * way. Runs at open, before any move or request can start one. */
+static void remove_stale_copies(tdb_db *db) {
+    size_t n = 0;
+    db_coll **all = db_colls_ref(db, &n);
+    if (all == NULL) return;
+    qsort(all, n, sizeof *all, by_id);
+    char *after = NULL;
+    char stale[OBJSTORE_MAX_KEY_BYTES + 1] = ""; /* the generation last reported */
+    for (;;) {
+        objstore_page page = {0};
+        tdb_error err;
+        if (objstore_list(db->store, "collections/", after, 0, &page, &err) != 0) {
+            log_msg(LOG_WARN, "tiering: listing cold copies: %s", err.message);
+            objstore_page_free(&page);
+            break;
+        }
+        free(after);
+        after = page.next ? strdup(page.next) : NULL;
+        for (size_t i = 0; i < page.count; i++) {
+            /* collections/<id>/<gen>/<file> */
+            const char *key = page.entries[i].key;
+            const char *idp = key + strlen("collections/");
+            char *end;
+            long long id = strtoll(idp, &end, 10);
+            const char *gen_end = *end == '/' ? strchr(end + 1, '/') : NULL;
+            if (end == idp || gen_end == NULL) continue; /* not a copy's object: not ours */
+            size_t plen = (size_t)(gen_end - key);
+            db_coll key_coll = {.id = id}, *kp = &key_coll;
+            db_coll **found = bsearch(&kp, all, n, sizeof *all, by_id);
+            bool live = false;
+            if (found) {
+                pthread_mutex_lock(&(*found)->state_mu);
+                const char *snap = (*found)->snapshot_id;
+                live = (*found)->tier == TDB_TIER_COLD && snap && strlen(snap) == plen &&
+                       memcmp(snap, key, plen) == 0;
+                pthread_mutex_unlock(&(*found)->state_mu);
+            }
+            if (live) continue;
+            if (strlen(stale) != plen || memcmp(stale, key, plen) != 0) {
+                snprintf(stale, sizeof stale, "%.*s", (int)plen, key);
+                log_msg(LOG_INFO, "removing %s/: no collection's catalog row names this cold copy",
+                        stale);
+            }
+            objstore_delete(db->store, key, NULL);
+        }
+        objstore_page_free(&page);
+        if (after == NULL) break;
+    }
+    free(after);
+    for (size_t i = 0; i < n; i++) db_coll_put(all[i]);
+    free(all);
+}
+
 int db_tiering_start(tdb_db *db, tdb_error *err) {
+    remove_stale_copies(db);
     if (db->opts.worker_interval_ms == 0) return 0;
     if (pthread_create(&db->worker, NULL, worker_main, db) != 0)
         return tdb_err(err, TDB_ENOMEM, NULL, "cannot start the tiering worker");

@@ -24,6 +24,8 @@
  *       calls, as fileio's own helpers do).
  *   (3) delete removes directories it leaves empty, up to the root, so a
  *       tree of deleted collections does not linger as empty folders.
+ *   (4) open removes the temporaries of processes that no longer run (a
+ *       put interrupted by a kill), and the directories only they kept.
  *
  * Concurrency: no shared mutable state; a put racing a delete that prunes
  * its directory re-creates it (ENOENT from mkdir or the temporary's open).
@@ -34,6 +36,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +110,44 @@ static void parent_of(const char *path, char out[PATH_MAX]) {
 
 /* ---- open / close / check -------------------------------------------- */
 
+/* Removes the temporaries of processes that no longer run (a put that a
+ * kill interrupted) and the directories that only they kept alive. Our own
+ * and a live process's temporaries stay (a second process may share the
+ * store). Best effort: failures leave files for the next open.
+ * Returns true when dir is now empty. */
+static bool sweep_temps(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return false;
+    bool empty = true;
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n < 0 || n >= (int)sizeof path) {
+            empty = false;
+            continue;
+        }
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            empty = false;
+            continue;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            if (depth < 32 && sweep_temps(path, depth + 1) && rmdir(path) == 0) continue;
+            empty = false;
+            continue;
+        }
+        long pid;
+        if (sscanf(e->d_name, ".tmp-%ld-", &pid) == 1 && pid > 0 && pid != (long)getpid() &&
+            kill((pid_t)pid, 0) < 0 && errno == ESRCH && unlink(path) == 0)
+            continue;
+        empty = false;
+    }
+    closedir(d);
+    return empty;
+}
+
 static int local_open(objstore *s, const char *location, const objstore_options *opts,
                       tdb_error *err) {
     (void)opts;
@@ -134,6 +176,7 @@ static int local_open(objstore *s, const char *location, const objstore_options 
         free(ls);
         return rc;
     }
+    sweep_temps(ls->root, 0);
     s->impl = ls;
     return 0;
 }

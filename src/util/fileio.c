@@ -14,9 +14,13 @@
  * fio_mkdir_p, fio_rmtree, fio_mmap_file, fio_read_file) are built from
  * counted wrappers, so a fault can hit each of their steps.
  *
+ * A crash armed at ticket N (fio_crash_set) kills the process with SIGKILL
+ * when ticket N is taken, before its I/O: crash tests fork a child, arm
+ * it there and examine the data directory the child left.
+ *
  * Invariants:
- *   (1) an injected failure happens before the real call, so it has no
- *       effect on disk (as an error returned by a refusing kernel would).
+ *   (1) an injected failure (or crash) happens before the real call, so it
+ *       has no effect on disk (as an error returned by a refusing kernel would).
  *   (2) clean-up on a failure path (closing fds, removing a temp file) uses
  *       uncounted calls, so a persistent fault cannot leave litter behind.
  *
@@ -31,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +56,7 @@ static _Atomic uint64_t g_calls;       /* tickets handed out so far */
 static _Atomic uint64_t g_fault_at;    /* ticket that fails; 0 = no fault armed */
 static _Atomic int g_fault_errno;
 static _Atomic bool g_fault_persistent;
+static _Atomic uint64_t g_crash_at;    /* ticket that raises SIGKILL; 0 = none */
 
 void fio_fault_set(uint64_t nth, int err_no, bool persistent) {
     /* Publish errno and mode before the ticket so a racing call that sees
@@ -64,9 +70,17 @@ void fio_fault_clear(void) { atomic_store(&g_fault_at, 0); }
 
 uint64_t fio_calls(void) { return atomic_load(&g_calls); }
 
-/* Takes a ticket; returns 0 to proceed or -errno to fail this call. */
+void fio_crash_set(uint64_t nth) {
+    atomic_store(&g_crash_at, atomic_load(&g_calls) + (nth ? nth : 1));
+}
+
+void fio_crash_clear(void) { atomic_store(&g_crash_at, 0); }
+
+/* Takes a ticket; returns 0 to proceed or -errno to fail this call (or,
+ * at the armed crash ticket, does not return). */
 static int fault_check(void) {
     uint64_t ticket = atomic_fetch_add(&g_calls, 1) + 1;
+    if (ticket == atomic_load(&g_crash_at)) raise(SIGKILL); /* no I/O of this call happens */
     uint64_t at = atomic_load(&g_fault_at);
     if (at == 0 || ticket < at) return 0;
     if (ticket == at || atomic_load(&g_fault_persistent)) return -atomic_load(&g_fault_errno);

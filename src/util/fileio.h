@@ -13,6 +13,12 @@
  * fsync, rename, unlink, mkdir, ftruncate, mmap. Reads are not counted.
  * fio_fault_clear() stops injecting; fio_calls() tells how many counted
  * calls happened (tests loop n = 1, 2, ... until an operation completes).
+ *
+ * Crash injection: fio_crash_set(n) makes the n-th counted call from now
+ * raise SIGKILL before it touches the file system, as a `kill -9` at that
+ * step would (what earlier calls wrote stays in the page cache, as it does
+ * after a real kill). Tests arm it in a forked child and check what the
+ * parent finds afterwards; fio_crash_clear() disarms it.
  */
 #ifndef TDB_UTIL_FILEIO_H
 #define TDB_UTIL_FILEIO_H
@@ -55,5 +61,7 @@ int fio_write_file_atomic(const char *path, const void *data, size_t len);
 void fio_fault_set(uint64_t nth, int err_no, bool persistent);
 void fio_fault_clear(void);
 uint64_t fio_calls(void);
+void fio_crash_set(uint64_t nth);
+void fio_crash_clear(void);
 
 #endif
