@@ -774,8 +774,9 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
     buf_putc(&b, '[');
     pthread_mutex_lock(&db->mu);
     if (db->problems.len) buf_append(&b, db->problems.data, db->problems.len);
-    /* Collections refusing writes after a failed fsync or flush (PostgreSQL's
-     * lesson: report, never retry and pretend). Referenced under db->mu,
+    /* Collections refusing writes after a failed fsync (PostgreSQL's
+     * lesson: report, never retry and pretend), and those whose flushes or
+     * compactions fail and are being retried. Referenced under db->mu,
      * inspected after it: db_coll_storage takes c->mu before db->mu. */
     pthread_mutex_unlock(&db->mu);
     size_t n = 0;
@@ -785,9 +786,12 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
         pthread_mutex_lock(&e->mu);
         st_stats s;
         bool ro = false;
+        char msg[512] = "";
+        const char *kind = NULL;
         if (e->st) {
             st_stats_get(e->st, &s);
             ro = s.read_only;
+            if (!ro) kind = st_write_problem(e->st, msg, sizeof msg);
         }
         pthread_mutex_unlock(&e->mu);
         if (ro) {
@@ -795,8 +799,17 @@ int tdb_problems_json(tdb_db *db, char **out_json, tdb_error *err) {
             buf_puts(&b, "{\"collection\":");
             json_write_string(&b, e->name, strlen(e->name));
             buf_puts(&b, ",\"kind\":\"read_only\",\"message\":\"writes are refused after a failed "
-                         "fsync or flush; the data on disk is intact up to the last acknowledged "
+                         "fsync; the data on disk is intact up to the last acknowledged "
                          "write; fix the disk and restart to recover\"}");
+        } else if (kind) {
+            /* Retried by the storage layer (a full disk, a failing flush or
+             * compaction): writes resume by themselves once it succeeds. */
+            if (b.len > 1) buf_putc(&b, ',');
+            buf_puts(&b, "{\"collection\":");
+            json_write_string(&b, e->name, strlen(e->name));
+            buf_printf(&b, ",\"kind\":\"%s\",\"message\":", kind);
+            json_write_string(&b, msg, strlen(msg));
+            buf_putc(&b, '}');
         }
         db_coll_put(e);
     }

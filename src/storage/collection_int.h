@@ -51,8 +51,9 @@
  *                 manifest_generation, manifest_bytes.
  *   write_mu      applying writes (short, in memory, cannot fail), swapping
  *                 views; guards the fields marked [W]. apply_cv signals
- *                 applied_seqno moving; flush_cv a frozen memtable dropped
- *                 or the collection turning read-only; job_cv jobs ending.
+ *                 applied_seqno moving; flush_cv a frozen memtable dropped,
+ *                 a flush failing or the collection turning read-only;
+ *                 job_cv jobs ending; retry_cv the retry timer's wake-up.
  *   view_mu       publishing `view`; readers hold it only to take a
  *                 reference and the snapshot seqno, never across a search.
  * Readers never take write_mu, so queries never wait for writers, flushes
@@ -99,6 +100,24 @@
  * writers wait once it is this many times over the limit: memory stays
  * bounded, and writers never wait while the memtable is below it. */
 #define ST_MEMTABLE_HARD_CAP_FACTOR 2u
+/* The text indexes of the active memtable are measured again (an O(terms)
+ * walk) once it has grown by this many entries, or by 1/16 of its size
+ * if more: the flush trigger sees them at most that far behind. */
+#define ST_TEXT_BYTES_REMEASURE_ENTRIES 64u
+
+/* Retrying a flush that failed without touching durable state (flush.c,
+ * "Failures"): the first retry after ST_FLUSH_RETRY_FIRST_MS, doubling up
+ * to ST_FLUSH_RETRY_MAX_MS (each attempt rebuilds the segment's indexes,
+ * so a short period would burn CPU on a full disk). After a lack of space
+ * the free space of the segment directory is also probed every
+ * ST_FLUSH_PROBE_MS, so writes resume soon after space is freed rather
+ * than at the end of a long backoff. */
+#define ST_FLUSH_RETRY_FIRST_MS 1000u
+#define ST_FLUSH_RETRY_MAX_MS 30000u
+#define ST_FLUSH_PROBE_MS 1000u
+/* The probe retries early once free space grew by the memtable's size
+ * (at least this much) since the failure. */
+#define ST_FLUSH_SPACE_MIN_BYTES (1ull << 20)
 
 /* Row marks: 0 = live, else the seqno of the write that deleted or
  * superseded the row. Rows deleted before this open (the MANIFEST's
@@ -204,6 +223,23 @@ struct st_collection {
     bool closing;                   /* [W] st_close started: schedule nothing new */
     _Atomic bool read_only;         /* set once under write_mu, read anywhere */
     char read_only_reason[256];     /* [W] why (set with read_only) */
+    /* [W] Retryable failures (flush.c, "Failures"): a flush or compaction
+     * that failed for lack of space, or on a write that was not an fsync,
+     * left nothing durable behind; the memtable stays and is retried. */
+    uint32_t flush_failures;        /* consecutive failed flushes; 0: flushing works */
+    bool flush_failure_space;       /* the last one lacked space (ENOSPC, EDQUOT) */
+    uint64_t flush_retry_at_ns;     /* clock_mono_ns of the next attempt */
+    uint64_t flush_failure_free;    /* free bytes of seg_dir just after it (space probe) */
+    char flush_problem[544];        /* what failed, for writers refused and the report */
+    uint32_t compaction_failures;   /* the same for background compactions */
+    uint64_t compaction_retry_at_ns;
+    char compaction_problem[544];
+    bool retry_timer;               /* the retry timer thread runs (counted in jobs_pending) */
+    pthread_cond_t retry_cv;        /* (CLOCK_MONOTONIC) wakes it: closing, flushing works */
+    /* [W] The active memtable whose text indexes were measured last, and
+     * its entry count then (ST_TEXT_BYTES_REMEASURE_ENTRIES). */
+    const memtable *text_measured_mem;
+    uint64_t text_measured_count;
 
     pthread_mutex_t view_mu;
     st_view *view;                  /* [W] to replace; view_mu to replace or reference */
@@ -294,10 +330,45 @@ bool st_ref_passes(const st_doc_ref *d, st_filter_fn filter, void *ctx);
 /* ---- flush.c -------------------------------------------------------- */
 
 /* Freezes the active memtable (or takes the frozen one a failed flush left)
- * and writes it to a segment; the caller holds flush_mu. */
+ * and writes it to a segment; the caller holds flush_mu. A failure either
+ * makes the collection read-only (an fsync failed, or the outcome on disk
+ * is unknown) or leaves flush_failures set and a retry on the way. */
 int st_flush_locked(st_collection *c, tdb_error *err);
-/* Queues a background flush (or runs it here without a pool). */
+/* Queues a background flush (or runs it here without a pool). While
+ * flushes fail, only once the retry is due (the retry timer queues it). */
 void st_schedule_flush(st_collection *c);
+/* Whether the next retry of a failed flush may run now: its backoff ran
+ * out. Caller holds write_mu. (Always true when no flush failed.) */
+bool st_flush_retry_due_locked(const st_collection *c);
+/* Starts the retry timer when a retryable failure needs one (no-op
+ * during recovery, while closing, or when it runs). */
+void st_retry_timer_start(st_collection *c);
+/* Tests only (0 otherwise): every retry backoff is this many ms, and free
+ * space is not probed, so a test decides when a retry may run. */
+extern uint64_t st_test_flush_retry_ms;
+
+/* How a failed flush or compaction step leaves things. */
+typedef enum st_failure {
+    ST_FAILURE_RETRY,       /* nothing durable changed: retry later */
+    ST_FAILURE_RETRY_SPACE, /* the same, for lack of space (ENOSPC, EDQUOT) */
+    ST_FAILURE_FATAL        /* an fsync failed, or the state on disk is unknown: read-only */
+} st_failure;
+/* Classifies a failure of st_extras_build, seg_write or st_seg_open (the
+ * steps before a MANIFEST commit, whose files are removed on failure). */
+st_failure st_failure_of(int rc, const tdb_error *e);
+/* Classifies a failed manifest_store of a MANIFEST of this generation
+ * (reads the MANIFEST back to see which one is in place). */
+st_failure st_manifest_failure(st_collection *c, uint64_t generation, int rc, const tdb_error *e);
+/* Records how a flush (or a compaction) ended: rc 0 clears the failure
+ * state; a fatal failure makes the collection read-only; a retryable one
+ * is logged, counted, given its backoff and (flushes) the retry timer.
+ * Called without locks but flush_mu / compact_mu. */
+void st_flush_outcome(st_collection *c, int rc, st_failure how, const tdb_error *e);
+/* What st_flush returns for a failed flush: a lack of space that will be
+ * retried becomes TDB_EBUSY "disk_full" (the caller may try again later);
+ * anything else is left as it is. */
+int st_flush_error(st_collection *c, int rc, tdb_error *err);
+void st_compaction_outcome(st_collection *c, int rc, st_failure how, const tdb_error *e);
 
 /* A change of the segment list to commit to the MANIFEST. */
 typedef struct st_commit {
@@ -319,8 +390,10 @@ typedef struct st_commit {
 /* Makes every applied write durable (wal_sync unless fsync=always),
  * then stores the MANIFEST for the current view changed by cm, with the
  * delete lists of all marks of durable writes (I6). The caller holds
- * manifest_mu and installs the matching view before releasing it. */
-int st_manifest_commit(st_collection *c, const st_commit *cm, tdb_error *err);
+ * manifest_mu and installs the matching view before releasing it. On
+ * failure *how (NULL allowed) tells whether the old MANIFEST is known to
+ * be the one on disk and nothing was fsynced in vain (a retry is safe). */
+int st_manifest_commit(st_collection *c, const st_commit *cm, st_failure *how, tdb_error *err);
 
 /* ---- compaction.c --------------------------------------------------- */
 

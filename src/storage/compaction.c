@@ -42,6 +42,7 @@
 #include <string.h>
 
 #include "storage/collection_int.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -143,6 +144,8 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
     st_view *nv = NULL, *old = NULL;
     char *path = NULL;
     bool keep_file = false; /* the MANIFEST may list the output: never unlink */
+    bool commit_failed = false;
+    st_failure how = ST_FAILURE_FATAL; /* of a failed commit */
 
     /* 1. Inputs and snapshot. */
     uint64_t snap;
@@ -257,14 +260,15 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
     st_commit cm = {.remove = mo.inputs, .n_remove = k, .add = out, .add_at = add_at,
                     .add_mark = output_mark, .add_ctx = &mo,
                     .checkpoint = atomic_load(&c->checkpoint_seqno), .min_durable = snap};
-    rc = st_manifest_commit(c, &cm, e);
+    rc = st_manifest_commit(c, &cm, &how, e);
     if (rc < 0) {
         pthread_mutex_unlock(&c->manifest_mu);
         /* The store may have renamed the new MANIFEST into place: keep the
-         * output and the inputs; the next open removes whichever is not
-         * listed. */
-        keep_file = true;
-        st_set_read_only(c, "a compaction could not store the MANIFEST: %s", e->message);
+         * output and the inputs (the collection turns read-only below);
+         * the next open removes whichever is not listed. When the old
+         * MANIFEST is known to be in place, the output goes now. */
+        commit_failed = true;
+        keep_file = how == ST_FAILURE_FATAL;
         goto done;
     }
     pthread_mutex_lock(&c->write_mu);
@@ -315,6 +319,10 @@ done:
         if (!keep_file) atomic_store(&out->obsolete, true);
         st_seg_unref(out);
     }
+    /* Read-only after an fsync failure (or an unknown MANIFEST), else a
+     * later retry (flush.c, "Failures"); its files are gone by now. */
+    if (rc < 0 || *merged)
+        st_compaction_outcome(c, rc, commit_failed ? how : st_failure_of(rc, e), rc < 0 ? e : NULL);
     st_view_release(nv);
     st_view_release(old);
     st_view_release(v);
@@ -344,9 +352,7 @@ static void compaction_job(void *arg) {
         pthread_mutex_lock(&c->compact_mu);
         int rc = st_compact_locked(c, false, &merged, &err);
         pthread_mutex_unlock(&c->compact_mu);
-        if (rc < 0)
-            log_msg(LOG_ERROR, "collection %s: background compaction failed: %s", c->dir,
-                    err.message);
+        (void)err; /* a failure was logged and handled by st_compaction_outcome */
         pthread_mutex_lock(&c->write_mu);
         bool stop = rc < 0 || !merged || c->closing;
         pthread_mutex_unlock(&c->write_mu);
@@ -361,7 +367,9 @@ static void compaction_job(void *arg) {
 
 void st_schedule_compaction(st_collection *c) {
     pthread_mutex_lock(&c->write_mu);
-    if (c->compaction_scheduled || c->closing || c->view->nsegs < c->opts.compaction_min_segments) {
+    /* After a failure (a full disk, say), not before its backoff ran out. */
+    if (c->compaction_scheduled || c->closing || c->view->nsegs < c->opts.compaction_min_segments ||
+        (c->compaction_failures > 0 && clock_mono_ns() < c->compaction_retry_at_ns)) {
         pthread_mutex_unlock(&c->write_mu);
         return;
     }

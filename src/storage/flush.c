@@ -27,8 +27,27 @@
  *   6. wal_delete_through(checkpoint).
  * A crash before 4 leaves the old MANIFEST (the WAL still has everything;
  * recovery removes the orphan file); after 4, replay starts past the
- * checkpoint. A failure before 4 keeps the frozen memtable readable and
- * makes the collection read-only: nothing is lost, the WAL holds it all.
+ * checkpoint.
+ *
+ * Failures. A failure before 4 keeps the frozen memtable readable and
+ * loses nothing: the WAL holds it all. What follows depends on the step
+ * (st_failure_of, st_manifest_failure in collection.c):
+ *   - an fsync failed, or the MANIFEST store failed in a way that may have
+ *     renamed it into place or may have been its fsync: the collection
+ *     becomes read-only until reopened (PostgreSQL's lesson: an fsync is
+ *     never retried and pretended good);
+ *   - creating, writing, closing, renaming or mapping the segment file
+ *     failed (ENOSPC, EDQUOT, EIO on a write...), or the MANIFEST store
+ *     ran out of space with the old MANIFEST still in place, or memory ran
+ *     out: the attempt's files are removed and nothing durable changed.
+ *     The frozen memtable stays (readers see it, the next flush retries
+ *     it), the failure is logged and counted (flush_failures, reported by
+ *     st_write_problem), and a retry follows after a backoff of 1 s
+ *     doubling to 30 s, queued by the retry timer (collection.c), which
+ *     after a lack of space also retries as soon as the file system has
+ *     room for the memtable again. Writes go on into the active memtable
+ *     until its hard cap; past it they are refused (TDB_EBUSY, disk_full)
+ *     and change nothing. The first flush that succeeds clears it all.
  *
  * Durable marks (I6): the MANIFEST's delete lists may only record marks
  * of writes that are durable, or a crash could persist the effect of a
@@ -73,8 +92,9 @@ static int collect_deleted(const st_seg *s, uint64_t (*mark_of)(void *, uint64_t
     return 0;
 }
 
-int st_manifest_commit(st_collection *c, const st_commit *cm, tdb_error *err) {
+int st_manifest_commit(st_collection *c, const st_commit *cm, st_failure *how, tdb_error *err) {
     int rc = 0;
+    st_failure fail = ST_FAILURE_FATAL; /* unless the failure is known to be harmless */
     manifest m = {0};
     uint64_t snap;
     st_view *v = st_view_acquire(c, &snap);
@@ -135,7 +155,10 @@ int st_manifest_commit(st_collection *c, const st_commit *cm, tdb_error *err) {
         goto done;
     }
     rc = manifest_store(c->dir, &m, err);
-    if (rc < 0) goto done;
+    if (rc < 0) {
+        fail = st_manifest_failure(c, m.generation, rc, err);
+        goto done;
+    }
     c->manifest_generation = m.generation;
     atomic_store(&c->checkpoint_seqno, cm->checkpoint);
     char path[PATH_MAX];
@@ -143,6 +166,7 @@ int st_manifest_commit(st_collection *c, const st_commit *cm, tdb_error *err) {
     int64_t size = fio_file_size(path);
     if (size >= 0) atomic_store(&c->manifest_bytes, (uint64_t)size);
 done:
+    if (rc < 0 && how != NULL) *how = rc == TDB_ENOMEM ? ST_FAILURE_RETRY : fail;
     manifest_clear(&m);
     st_view_release(v);
     return rc;
@@ -177,7 +201,8 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
     tdb_error local;
     tdb_error *e = err ? err : &local;
     int rc = 0;
-    bool persist_failed = false;
+    bool commit_failed = false;
+    st_failure how = ST_FAILURE_FATAL; /* of a failed commit */
     bool keep_file = false; /* the MANIFEST may list it: never unlink */
     memtable *fresh = st_memtable_new(c);
     st_extras extras = {0};
@@ -257,19 +282,12 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
         /* The indexes are built here, off every lock, and stored in the
          * file: an open later maps them in place. */
         rc = st_extras_build(c, rows, n, &extras, e);
-        if (rc < 0) {
-            persist_failed = true;
-            goto done;
-        }
+        if (rc < 0) goto done;
         rc = seg_write(path, c->dimension, c->metric, rows, n, extras.list, extras.n, e);
         st_extras_free(&extras);
-        if (rc < 0) {
-            persist_failed = true;
-            goto done;
-        }
+        if (rc < 0) goto done; /* seg_write removed its files */
         rc = st_seg_open(c, id, &ns, e);
         if (rc < 0) {
-            persist_failed = true;
             fio_unlink(path);
             goto done;
         }
@@ -286,14 +304,15 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
     }
     st_commit cm = {.add = ns, .add_at = SIZE_MAX, .checkpoint = checkpoint,
                     .min_durable = checkpoint};
-    rc = st_manifest_commit(c, &cm, e);
+    rc = st_manifest_commit(c, &cm, &how, e);
     if (rc < 0) {
         pthread_mutex_unlock(&c->manifest_mu);
-        persist_failed = true;
-        /* A failed store may still have renamed the new MANIFEST into
-         * place; the next open keeps or removes the file, whichever
-         * MANIFEST it finds. */
-        keep_file = true;
+        commit_failed = true;
+        /* A failed store may have renamed the new MANIFEST into place
+         * (then the collection turns read-only, and the next open keeps
+         * or removes the file, whichever MANIFEST it finds); when the old
+         * one is known to be in place, the file goes now. */
+        keep_file = how == ST_FAILURE_FATAL;
         goto done;
     }
     pthread_mutex_lock(&c->write_mu);
@@ -333,9 +352,9 @@ done:
         if (!keep_file) atomic_store(&ns->obsolete, true);
         st_seg_unref(ns);
     }
-    if (persist_failed) {
-        st_set_read_only(c, "a flush to %s failed: %s", c->seg_dir, e->message);
-    }
+    /* Files of a failed attempt are gone (seg_write's, or ns above):
+     * read-only, or a retry later (the "Failures" comment above). */
+    st_flush_outcome(c, rc, commit_failed ? how : st_failure_of(rc, e), rc < 0 ? e : NULL);
     st_view_release(nv);
     st_view_release(old);
     mt_unref(frozen);
@@ -351,6 +370,7 @@ int st_flush(st_collection *c, tdb_error *err) {
     int rc = st_flush_locked(c, err);
     pthread_mutex_unlock(&c->flush_mu);
     if (rc == 0) st_schedule_compaction(c);
+    if (rc < 0) rc = st_flush_error(c, rc, err); /* a full disk: 503 disk_full */
     return rc;
 }
 
@@ -365,8 +385,7 @@ static void flush_job(void *arg) {
         pthread_mutex_lock(&c->flush_mu);
         int rc = st_flush_locked(c, &err);
         pthread_mutex_unlock(&c->flush_mu);
-        if (rc < 0)
-            log_msg(LOG_ERROR, "collection %s: background flush failed: %s", c->dir, err.message);
+        /* A failure was logged and handled by st_flush_outcome. */
         /* Scheduled before this job counts as finished, so st_close cannot
          * free c under it. */
         if (rc == 0) st_schedule_compaction(c);
@@ -385,7 +404,10 @@ static void flush_job(void *arg) {
 
 void st_schedule_flush(st_collection *c) {
     pthread_mutex_lock(&c->write_mu);
-    if (c->flush_scheduled || c->closing || atomic_load(&c->read_only)) {
+    /* While flushes fail, the retry timer queues the next attempt once its
+     * backoff ran out (writers crossing the limit meanwhile do not). */
+    if (c->flush_scheduled || c->closing || atomic_load(&c->read_only) ||
+        !st_flush_retry_due_locked(c)) {
         pthread_mutex_unlock(&c->write_mu);
         return;
     }

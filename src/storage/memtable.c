@@ -51,6 +51,7 @@ struct memtable {
     _Atomic int height;        /* levels in use, 1..MT_MAX_HEIGHT */
     _Atomic uint64_t count;
     _Atomic uint64_t bytes;
+    _Atomic uint64_t aux_bytes; /* mt_set_aux_bytes: not part of invariant (3) */
     mt_entry *head;            /* sentinel with MT_MAX_HEIGHT links; no key */
     void *aux;                 /* side index of the collection, or NULL */
     void (*aux_free)(void *);
@@ -133,6 +134,7 @@ memtable *mt_new(uint32_t dimension) {
     atomic_init(&m->height, 1);
     atomic_init(&m->count, 0);
     atomic_init(&m->bytes, 0);
+    atomic_init(&m->aux_bytes, 0);
     m->dimension = dimension;
     return m;
 }
@@ -266,6 +268,16 @@ uint64_t mt_count(const memtable *m) {
 
 uint64_t mt_bytes(const memtable *m) {
     return atomic_load_explicit(&((memtable *)m)->bytes, memory_order_relaxed);
+}
+
+uint64_t mt_memory_bytes(const memtable *m) { return mt_bytes(m) + mt_aux_bytes(m); }
+
+void mt_set_aux_bytes(memtable *m, uint64_t bytes) {
+    atomic_store_explicit(&m->aux_bytes, bytes, memory_order_relaxed);
+}
+
+uint64_t mt_aux_bytes(const memtable *m) {
+    return atomic_load_explicit(&((memtable *)m)->aux_bytes, memory_order_relaxed);
 }
 
 uint32_t mt_dimension(const memtable *m) { return m->dimension; }

@@ -69,6 +69,13 @@ void mt_unref(memtable *m); /* NULL is a no-op */
  * aux_free(aux). Set once, right after mt_new. */
 void mt_set_aux(memtable *m, void *aux, void (*aux_free)(void *));
 void *mt_aux(const memtable *m);
+/* Heap held by the side structure, as last measured by its owner (the
+ * collection measures its text indexes as they grow): counted by
+ * mt_memory_bytes, so memory the entries do not hold still pushes the
+ * table towards its flush. Any thread may set it; readers see a value a
+ * moment old at worst. */
+void mt_set_aux_bytes(memtable *m, uint64_t bytes);
+uint64_t mt_aux_bytes(const memtable *m);
 
 /* Inserts e (the caller serializes writers) and numbers it: e->row is the
  * count of entries inserted before it, so rows run 0, 1, 2, ... No entry
@@ -95,9 +102,12 @@ void mt_iter_seek(mt_iter *it, const memtable *m, uint64_t snapshot, const char 
 void mt_iter_next(mt_iter *it);
 
 /* Entries (all versions) and bytes held; read without locks, so a value
- * may be a moment old. */
+ * may be a moment old. mt_bytes counts the entries' blocks only;
+ * mt_memory_bytes adds the side structure's (mt_set_aux_bytes) and is
+ * what the flush trigger reads. */
 uint64_t mt_count(const memtable *m);
 uint64_t mt_bytes(const memtable *m);
+uint64_t mt_memory_bytes(const memtable *m);
 uint32_t mt_dimension(const memtable *m);
 
 /* Checks the skiplist invariants: every level in (id ascending, seqno

@@ -14,7 +14,9 @@
  *   4. wal_replay after the checkpoint through the same apply code as
  *      live writes (I1..I5 hold the same way). If the memtable fills up
  *      during a long replay, it is flushed (with no WAL open, the flush
- *      just writes a segment and a MANIFEST).
+ *      just writes a segment and a MANIFEST). A flush that fails without
+ *      harm (a full disk: flush.c, "Failures") leaves the rest of the
+ *      replay in memory, and the retry timer starts once the WAL is open.
  *   5. A torn tail is normal after a crash and only counted. A corrupt
  *      record mid-log stops replay there: the collection still opens with
  *      everything before it, the damage is logged and reported by
@@ -185,12 +187,16 @@ static int replay_record(void *arg, uint64_t seqno, uint8_t type, const uint8_t 
     bool over = st_apply(c, seqno, &prep, true, NULL);
     st_prep_free(&prep);
     rx->records++;
-    if (over) {
+    if (over && c->flush_failures == 0) {
         /* Bounded memory for long logs: no WAL is open, so this writes a
          * segment and a MANIFEST whose checkpoint is this record. */
         pthread_mutex_lock(&c->flush_mu);
         rc = st_flush_locked(c, err);
         pthread_mutex_unlock(&c->flush_mu);
+        /* A retryable failure (a full disk, say) keeps the memtables: the
+         * replay goes on in memory, as the writes did before the restart,
+         * and the retry timer takes over once the collection is open. */
+        if (rc < 0 && !atomic_load(&c->read_only) && c->flush_failures > 0) rc = 0;
     }
 done:
     free(docs);
@@ -247,9 +253,13 @@ int st_recover(st_collection *c, tdb_error *err) {
         log_msg(LOG_ERROR, "collection %s: WAL file %s corrupt at offset %" PRIu64
                            ": replay stopped, %" PRIu64 " bytes lost",
                 c->dir, rep.corrupt_file, rep.corrupt_offset, rep.bytes_lost);
-        /* Step 5: make the prefix durable before its files move aside. */
+        /* Step 5: make the prefix durable before its files move aside. A
+         * frozen memtable left by a failed replay flush goes first, then
+         * the rest. */
         pthread_mutex_lock(&c->flush_mu);
         rc = st_flush_locked(c, err);
+        if (rc == 0 && atomic_load(&c->checkpoint_seqno) != atomic_load(&c->applied_seqno))
+            rc = st_flush_locked(c, err);
         pthread_mutex_unlock(&c->flush_mu);
         if (rc < 0) goto done;
     } else if (rep.torn_bytes > 0) {
@@ -295,6 +305,11 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     pthread_cond_init(&c->apply_cv, NULL);
     pthread_cond_init(&c->flush_cv, NULL);
     pthread_cond_init(&c->job_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* retry_timer_main's timed waits */
+    pthread_cond_init(&c->retry_cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* Writers first: a steady stream of text searches must not hold off
      * the apply of a write (collection_int.h, text_mu). */
     pthread_rwlockattr_t rwa;
@@ -345,6 +360,7 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     bool due = st_flush_due_locked(c);
     pthread_mutex_unlock(&c->write_mu);
     if (due) st_schedule_flush(c);
+    st_retry_timer_start(c); /* a flush failed during the replay */
     return 0;
 fail:
     st_close(c);

@@ -246,6 +246,11 @@ int st_flush(st_collection *c, tdb_error *err);
 int st_compact(st_collection *c, tdb_error *err);
 
 void st_stats_get(st_collection *c, st_stats *out);
+/* The current write problem, if any: its kind ("disk_full" when flushes
+ * fail for lack of space, "flush_failing" for other retried flush
+ * failures, "compaction_failing"), with a message for /health in out
+ * (size n); NULL (and out empty) when there is none. */
+const char *st_write_problem(st_collection *c, char *out, size_t n);
 const st_recovery *st_recovery_get(st_collection *c);
 
 void st_record_free(st_record *r);          /* frees the fields, not r */

@@ -133,6 +133,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storage/wal_format.h"
 #include "util/buf.h"
@@ -564,7 +565,11 @@ static int wal_file_create(const char *dir, uint64_t first_seqno, tdb_error *err
     return fd;
 fail:
     fio_close(fd);
-    fio_unlink(path); /* best effort: a header-only file holds no records anyway */
+    /* Uncounted unlink(2), as fileio.c's own clean-up: a file left here
+     * (say, by a persistent injected fault) would lie between two live
+     * files once a later rotation succeeds, headerless, and replay would
+     * take it for damage and stop there. */
+    unlink(path);
     return rc;
 }
 

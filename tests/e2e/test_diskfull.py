@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Disk full for real: the server's data directory on a small file system that a write load fills.
 
-Where: a 64 MiB tmpfs mounted for the test (needs root and mount permission); failing that, a
-loop-mounted 64 MiB ext4 image; failing both, the test prints `SKIP: <reason>` and passes (ctest
+Where: a 40 MiB tmpfs mounted for the test (needs root and mount permission); failing that, a
+loop-mounted 40 MiB ext4 image; failing both, the test prints `SKIP: <reason>` and passes (ctest
 cannot be told "skipped" without changing CMakeLists.txt, so look for the SKIP line).
 
 Before the server starts, a ballast file takes 12 MiB of the file system. Each scenario then:
@@ -17,16 +17,18 @@ Before the server starts, a ballast file takes 12 MiB of the file system. Each s
   5. checks that nothing acknowledged is lost, and no request is half-applied, on the running
      server, then after SIGKILL + restart, then after SIGTERM + restart.
 
-Scenarios:
+Scenarios (both run by default; --scenario picks one):
   - wal: default memtable (64 MiB), so the write-ahead log is what fills the disk;
   - flush: TIERDB_MEMTABLE_MAX_DOCS=300 and TIERDB_COMPACTION_MIN_SEGMENTS=2, so flushes and
     compactions run all along; near the end the memtable is brought one request short of full and
     a filler file leaves room for one more request's WAL record only, so that a flush (not a WAL
-    append) is what runs out of space first, every time.
+    append) is what runs out of space first, every time. A failed flush must not make the collection
+    read-only: no write may be refused as `read_only`, and once space is freed the memtable is
+    flushed again (its documents become indexed) without a restart.
 
 The status the server gives for a full disk is printed (`disk-full status: ...`).
 
-Run: python3 tests/e2e/test_diskfull.py --binary build/tierdb [--size-mb 64] [--keep]
+Run: python3 tests/e2e/test_diskfull.py --binary build/tierdb [--size-mb 40] [--scenario flush] [--keep]
 """
 import base64
 import os
@@ -132,6 +134,7 @@ class Load:
         self.acked = {}      # request number -> [docs]
         self.failed = {}     # request number -> [docs]: found whole or not at all
         self.statuses = {}   # status -> count of failed writes
+        self.codes = {}      # API error code -> count of failed writes
         self.messages = []   # first error messages
         self.last = None     # the last error answer
 
@@ -163,6 +166,8 @@ class Load:
         else:
             self.failed[k] = docs
             self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+            code = ((r.json or {}).get("error") or {}).get("code", "?") if isinstance(r.json, dict) else "?"
+            self.codes[code] = self.codes.get(code, 0) + 1
             self.last = T.short(r, 300)
             if len(self.messages) < 5:
                 self.messages.append(self.last)
@@ -315,7 +320,15 @@ def scenario(ctx, mnt, name, env):
         ctx.check(ok, "%s: a write on a full disk gets a 5xx answer" % name, r)
     ctx.check(s.alive(), "%s: the server is still running" % name)
     statuses = sorted(str(x) for x in load.statuses)
-    print("    %s: disk-full status: %s; e.g. %s" % (name, ", ".join(statuses), load.messages[:1]))
+    print("    %s: disk-full status: %s (codes %s); e.g. %s"
+          % (name, ", ".join(statuses), ", ".join(sorted(load.codes)), load.messages[:1]))
+    # A full disk is not an fsync failure: the collection never turns read-only.
+    ctx.check("read_only" not in load.codes, "%s: no write is refused as read_only" % name, load.codes)
+    if memtable_docs:
+        # The scenario did what it is for: a flush failed, so a full memtable is still unflushed.
+        docs, indexed = collection_counts(c)
+        ctx.check(docs - indexed >= memtable_docs, "%s: a flush ran out of space (%d documents not in segments)"
+                  % (name, docs - indexed), (docs, indexed))
     # 3. Reads work; a snapshot fails cleanly.
     reads_work(ctx, c, load, "%s, disk full" % name)
     r = c.post("/v1/collections/%s/snapshots" % COLL)
@@ -326,6 +339,10 @@ def scenario(ctx, mnt, name, env):
         T.expect_error(ctx, r, r.status, "%s: a snapshot on a full disk" % name)
     h = c.get("/health")
     print("    %s: /health while full: %s" % (name, T.short(h.json, 400)))
+    if memtable_docs:
+        # The failing flush is reported (retried, so not read-only).
+        kinds = [p.get("kind") for p in (h.json or {}).get("problems") or []]
+        ctx.check("disk_full" in kinds, "%s: /health reports the disk_full problem" % name, h)
     # 4. Free the ballast: writes resume without a restart.
     os.unlink(ballast)
     if os.path.exists(filler):
@@ -336,6 +353,21 @@ def scenario(ctx, mnt, name, env):
               "last answer: %s" % load.last)
     if resumed:
         print("    %s: writes resumed %.2fs after the ballast was deleted" % (name, time.time() - t1))
+        if memtable_docs:
+            # The failed flush is retried: the memtable is written to a segment again (its
+            # documents become indexed), without a restart.
+            def flushed():
+                docs, indexed = collection_counts(c)
+                return docs - indexed < memtable_docs
+            ok = T.wait_for(flushed, a.resume_seconds, 0.2)
+            ctx.check(ok, "%s: the failed flush is retried once there is space, without a restart" % name,
+                      "documents, indexed: %s" % (collection_counts(c),))
+            if ok:
+                print("    %s: the memtable was flushed again %.2fs after the ballast was deleted"
+                      % (name, time.time() - t1))
+                h = c.get("/health")
+                ctx.check(not any(p.get("kind") == "disk_full" for p in (h.json or {}).get("problems") or []),
+                          "%s: the disk_full problem is gone once the flush succeeded" % name, h)
         for _ in range(3):
             r = load.write(c)
             ctx.check(r is not None and r.status == 200, "%s: writes keep working after the disk recovered" % name, r)
@@ -388,11 +420,7 @@ def test_diskfull(ctx):
         print("    file system: %s of %d MiB at %s" % (mnt.kind, a.size_mb, mnt.path))
         for name, env in (("wal", {}),
                           ("flush", {"TIERDB_MEMTABLE_MAX_DOCS": "300", "TIERDB_COMPACTION_MIN_SEGMENTS": "2"})):
-            # The flush scenario is a known gap (docs/reliability.md): a flush
-            # that hits ENOSPC makes the collection read-only until restart,
-            # so writes do not resume when space comes back. It runs only
-            # when asked for (--scenario flush) until the engine retries.
-            if (a.scenario or "wal") != name:
+            if a.scenario and a.scenario != name:
                 continue
             try:
                 scenario(ctx, mnt, name, env)
@@ -405,10 +433,11 @@ def test_diskfull(ctx):
 
 
 def add_args(ap):
-    ap.add_argument("--size-mb", type=int, default=64, help="size of the small file system (default 64)")
+    ap.add_argument("--size-mb", type=int, default=40, help="size of the small file system (default 40)")
     ap.add_argument("--seed", type=int, default=11, help="seed of the documents")
     ap.add_argument("--resume-seconds", type=int, default=10, help="how long writes may take to resume")
-    ap.add_argument("--scenario", default="", help="the scenario to run: wal (default) or flush (known gap)")
+    ap.add_argument("--scenario", default="", choices=["", "wal", "flush"],
+                    help="run one scenario only: wal or flush (default: both)")
 
 
 if __name__ == "__main__":

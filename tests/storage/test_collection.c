@@ -420,37 +420,246 @@ static void collection_fsync_failure_makes_it_read_only_but_readable(void **stat
     fixture_close(&f, true);
 }
 
-/* Every counted I/O call of a flush, failed in turn: the flush fails (the
- * collection turns read-only, its data still readable) or completes, and
- * a reopen always finds every acknowledged write. */
+/* Every counted I/O call of a flush, failed in turn with EIO and with
+ * ENOSPC: the flush completes, or fails and then either the collection is
+ * read-only (an fsync failed: never retried) or nothing durable changed:
+ * the failure is reported, writes go on, and the next flush on the same
+ * handle succeeds. A reopen always finds every acknowledged write. */
 static void collection_failed_flush_loses_nothing(void **state) {
     (void)state;
-    for (uint64_t nth = 1;; nth++) {
-        fixture f;
-        fixture_open(&f, 0, TDB_METRIC_L2, NULL);
-        oracle_upsert_range(&f, 0, 20, 1);
-        fixture_flush(&f);
-        oracle_upsert_range(&f, 10, 30, 2);
-        oracle_delete_range(&f, 0, 5);
-        uint64_t before = fio_calls();
-        fio_fault_set(nth, EIO, false);
-        tdb_error err;
-        int rc = st_flush(f.c, &err);
-        uint64_t calls = fio_calls() - before;
-        fio_fault_clear();
-        bool hit = calls >= nth;
-        if (rc < 0) {
+    /* Retries only when the test asks (st_flush); closing must not wait
+     * for the retry timer's hour. */
+    st_test_flush_retry_ms = 3600u * 1000u;
+    int errnos[2] = {EIO, ENOSPC};
+    for (int k = 0; k < 2; k++) {
+        unsigned read_only = 0, resumed = 0;
+        for (uint64_t nth = 1;; nth++) {
+            fixture f;
+            fixture_open(&f, 0, TDB_METRIC_L2, NULL);
+            oracle_upsert_range(&f, 0, 20, 1);
+            fixture_flush(&f);
+            oracle_upsert_range(&f, 10, 30, 2);
+            oracle_delete_range(&f, 0, 5);
+            uint64_t before = fio_calls();
+            fio_fault_set(nth, errnos[k], false);
+            tdb_error err;
+            int rc = st_flush(f.c, &err);
+            uint64_t calls = fio_calls() - before;
+            fio_fault_clear();
+            bool hit = calls >= nth;
             st_stats s;
             st_stats_get(f.c, &s);
-            assert_true(s.read_only);
+            char problem[600];
+            if (rc < 0 && s.read_only) {
+                read_only++;
+            } else if (rc < 0) {
+                /* Reported, not sticky: writes and the next flush work. */
+                const char *kind = st_write_problem(f.c, problem, sizeof problem);
+                assert_non_null(kind);
+                if (errnos[k] == ENOSPC) {
+                    assert_string_equal(kind, "disk_full");
+                    assert_non_null(strstr(problem, "disk full"));
+                }
+                oracle_upsert_range(&f, 40, 45, 3);
+                fixture_verify_all(&f);
+                fixture_flush(&f);
+                assert_null(st_write_problem(f.c, problem, sizeof problem));
+                resumed++;
+            }
+            fixture_verify_all(&f);
+            fixture_reopen(&f);
+            fixture_verify_all(&f);
+            assert_true(st_check(f.c));
+            fixture_close(&f, true);
+            if (!hit) break;
+            assert_true(nth < 200);
         }
-        fixture_verify_all(&f);
+        /* The segment's fsync fails the flush for good; creating or
+         * writing its file does not. */
+        assert_true(read_only > 0);
+        assert_true(resumed > 0);
+    }
+    st_test_flush_retry_ms = 0;
+}
+
+/* Opens f with opts and fails one flush so that it is retryable: one
+ * fault of err_no at each counted call in turn until a flush fails and
+ * leaves the collection writable (creating the segment file, typically).
+ * The memtable then holds ids 0..7, frozen. */
+static void open_with_failed_flush(fixture *f, const st_options *opts, int err_no) {
+    for (uint64_t nth = 1;; nth++) {
+        assert_true(nth < 100);
+        fixture_open(f, 0, TDB_METRIC_L2, opts);
+        oracle_upsert_range(f, 0, 8, 1);
+        fio_fault_set(nth, err_no, false);
+        tdb_error err;
+        int rc = st_flush(f->c, &err);
+        fio_fault_clear();
+        st_stats s;
+        st_stats_get(f->c, &s);
+        if (rc < 0 && !s.read_only) return;
+        fixture_close(f, true);
+    }
+}
+
+/* A full disk during a flush: the frozen memtable stays readable, writes
+ * go on until the active memtable reaches its hard cap, then are refused
+ * with a clear error and change nothing; once a flush works again (here an
+ * explicit one) writes are taken again on the same handle. */
+static void collection_flush_failing_for_space_refuses_writes_at_the_hard_cap(void **state) {
+    (void)state;
+    st_test_flush_retry_ms = 3600u * 1000u; /* no retry unless asked */
+    st_options o = {.memtable_max_docs = 10};
+    fixture f;
+    open_with_failed_flush(&f, &o, ENOSPC);
+    char problem[600];
+    const char *kind = st_write_problem(f.c, problem, sizeof problem);
+    assert_non_null(kind);
+    assert_string_equal(kind, "disk_full");
+    assert_non_null(strstr(problem, "No space left on device"));
+    /* The hard cap is 2 x 10 entries in the active memtable. */
+    for (int i = 100; i < 100 + (int)ST_MEMTABLE_HARD_CAP_FACTOR * 10; i++) oracle_upsert(&f, i, 1);
+    float v[ORACLE_DIM];
+    oracle_vector(v, 500, 1);
+    st_doc d = {"doc00500", 8, v, NULL, 0};
+    tdb_error err;
+    assert_int_equal(st_upsert(f.c, &d, 1, &err), TDB_EBUSY);
+    assert_string_equal(err.name, "disk_full");
+    assert_non_null(strstr(err.message, "disk full"));
+    st_key key = {"doc00001", 8};
+    size_t deleted = 9;
+    assert_int_equal(st_delete(f.c, &key, 1, &deleted, &err), TDB_EBUSY);
+    /* Refused writes changed nothing; everything else reads back. */
+    st_record r;
+    assert_int_equal(st_get(f.c, "doc00500", 8, false, &r, &err), TDB_ENOTFOUND);
+    fixture_verify_all(&f);
+    st_stats s;
+    st_stats_get(f.c, &s);
+    assert_false(s.read_only);
+    assert_int_equal(s.flushes, 0);
+    /* Space is back: the retry flushes, and writes are taken again. */
+    fixture_flush(&f);
+    assert_null(st_write_problem(f.c, problem, sizeof problem));
+    oracle_upsert(&f, 500, 1);
+    oracle_delete_range(&f, 1, 2);
+    fixture_verify_all(&f);
+    assert_true(st_check(f.c));
+    fixture_reopen(&f);
+    fixture_verify_all(&f);
+    fixture_close(&f, true);
+    st_test_flush_retry_ms = 0;
+}
+
+/* Nobody writes or flushes after a failed flush: the retry timer retries
+ * by itself, and the problem clears. */
+static void collection_flush_retry_timer_retries_by_itself(void **state) {
+    (void)state;
+    st_test_flush_retry_ms = 10;
+    fixture f;
+    open_with_failed_flush(&f, NULL, ENOSPC);
+    char problem[600];
+    /* Poll (no sleeps for synchronisation) until the retry succeeded. */
+    uint64_t deadline = clock_mono_ns() + 20ull * 1000000000ull;
+    while (st_write_problem(f.c, problem, sizeof problem) != NULL) {
+        assert_true(clock_mono_ns() < deadline);
+        sched_yield();
+    }
+    st_stats s;
+    st_stats_get(f.c, &s);
+    assert_int_equal(s.flushes, 1);
+    assert_false(s.read_only);
+    fixture_verify_all(&f);
+    fixture_reopen(&f);
+    fixture_verify_all(&f);
+    assert_int_equal(st_recovery_get(f.c)->records_replayed, 0);
+    fixture_close(&f, true);
+    st_test_flush_retry_ms = 0;
+}
+
+/* A restart while the disk is full: the replay fills the memtable and its
+ * flush fails for lack of space. The collection still opens, with every
+ * write readable (the rest of the replay stays in memory) and writable;
+ * the flush is retried, and a reopen after it finds everything. */
+static void collection_replay_survives_a_failed_flush(void **state) {
+    (void)state;
+    st_test_flush_retry_ms = 3600u * 1000u; /* no retry unless asked */
+    bool found = false;
+    for (uint64_t nth = 1; !found; nth++) {
+        assert_true(nth < 200);
+        fixture f;
+        fixture_open(&f, 0, TDB_METRIC_L2, NULL);
+        oracle_upsert_range(&f, 0, 40, 1);
+        oracle_delete_range(&f, 3, 6);
+        st_close(f.c);
+        /* Reopened with a small memtable: the replay has to flush. */
+        f.opts.memtable_max_docs = 10;
+        fio_fault_set(nth, ENOSPC, false);
+        tdb_error err;
+        int rc = st_open(f.dir, f.dim, f.metric, &f.opts, &f.c, &err);
+        fio_fault_clear();
+        if (rc != 0) {
+            f.c = NULL;
+        } else {
+            char problem[600];
+            st_stats s;
+            st_stats_get(f.c, &s);
+            if (!s.read_only && st_write_problem(f.c, problem, sizeof problem) != NULL) {
+                found = true;
+                fixture_verify_all(&f);
+                /* The replay left the memtable over its hard cap: writes
+                 * wait for a flush that works. */
+                st_key key = {"doc00001", 8};
+                size_t deleted;
+                assert_int_equal(st_delete(f.c, &key, 1, &deleted, &err), TDB_EBUSY);
+                assert_string_equal(err.name, "disk_full");
+                fixture_flush(&f); /* the frozen memtable */
+                assert_null(st_write_problem(f.c, problem, sizeof problem));
+                oracle_upsert_range(&f, 50, 55, 2); /* flushes the rest first */
+                fixture_verify_all(&f);
+                assert_true(st_check(f.c));
+            }
+        }
         fixture_reopen(&f);
         fixture_verify_all(&f);
-        assert_true(st_check(f.c));
         fixture_close(&f, true);
-        if (!hit) break;
-        assert_true(nth < 200);
+    }
+    st_test_flush_retry_ms = 0;
+}
+
+/* The memtable's text indexes count towards the flush trigger: one small
+ * document whose entry is far under memtable_max_bytes, but whose text
+ * index (hash table, term arena, row table) is over it, starts a flush. */
+static void collection_text_index_memory_counts_towards_the_flush_trigger(void **state) {
+    (void)state;
+    st_text_field field = {.name = "body"};
+    text_analyzer_config_default(&field.analyzer);
+    for (int with_text = 0; with_text < 2; with_text++) {
+        st_options o = {.memtable_max_bytes = 16u << 10, .memtable_max_docs = 100000};
+        if (with_text) {
+            o.text_fields = &field;
+            o.n_text_fields = 1;
+        }
+        fixture f;
+        fixture_open(&f, 0, TDB_METRIC_L2, &o);
+        float v[ORACLE_DIM] = {1};
+        const char *attrs = "{\"body\":\"a few words of text\"}";
+        st_doc d = {"t1", 2, v, attrs, (uint32_t)strlen(attrs)};
+        tdb_error err;
+        assert_int_equal(st_upsert(f.c, &d, 1, &err), 0);
+        st_stats s;
+        st_stats_get(f.c, &s);
+        /* Without a pool the write that crossed the limit flushed. */
+        assert_int_equal(s.flushes, with_text ? 1 : 0);
+        if (with_text) {
+            /* ... and the new memtable counts its own index from its first
+             * write on. */
+            assert_int_equal(st_upsert(f.c, &d, 1, &err), 0);
+            st_stats_get(f.c, &s);
+            assert_int_equal(s.flushes, 2);
+        } else {
+            assert_true(s.memory_bytes < o.memtable_max_bytes);
+        }
+        fixture_close(&f, true);
     }
 }
 
@@ -645,6 +854,10 @@ int main(void) {
         cmocka_unit_test(collection_deletes_of_segment_rows_trigger_flushes),
         cmocka_unit_test(collection_fsync_failure_makes_it_read_only_but_readable),
         cmocka_unit_test(collection_failed_flush_loses_nothing),
+        cmocka_unit_test(collection_flush_failing_for_space_refuses_writes_at_the_hard_cap),
+        cmocka_unit_test(collection_flush_retry_timer_retries_by_itself),
+        cmocka_unit_test(collection_replay_survives_a_failed_flush),
+        cmocka_unit_test(collection_text_index_memory_counts_towards_the_flush_trigger),
         cmocka_unit_test(collection_concurrent_writers_and_readers_agree_with_oracle),
         cmocka_unit_test(collection_background_flush_and_compaction_keep_everything),
         cmocka_unit_test(collection_stats_count_documents_segments_and_bytes),
