@@ -2,7 +2,11 @@
 # import.sh: throughput of `tierdb import` (CLI -> HTTP import route -> database), and the
 # server's memory during a long streamed import. A benchmark, not a test.
 #
-#   bench/import.sh BINARY          e.g. bench/import.sh build-bench/tierdb
+#   bench/import.sh BINARY [BASELINE]   e.g. bench/import.sh build-bench/tierdb
+#
+# With BASELINE (another build's tierdb), each run imports with BINARY then with BASELINE
+# (bin=new / bin=base, same file, same machine) and the end prints the medians and the ratio
+# new/base: on a shared machine that ratio is the figure to read.
 #
 # For each of REPS runs: start BINARY on a fresh temp data dir and a free port, then
 # `tierdb import FILE --collection bench --create --dimension DIM --metric l2 --quiet` of a file of
@@ -23,7 +27,8 @@
 # TMPDIR (where data dirs and the file go). Server settings pass through (TIERDB_MEMTABLE_MAX_DOCS...).
 set -euo pipefail
 
-BIN=$(realpath "${1:?usage: bench/import.sh BINARY}")
+BIN=$(realpath "${1:?usage: bench/import.sh BINARY [BASELINE]}")
+BASE=${2:+$(realpath "$2")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DOCS=${DOCS:-200000}
 DIM=${DIM:-128}
@@ -44,8 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_server() { # $1: data dir; sets SERVER_PID and URL
-  TIERDB_FSYNC=$FSYNC "$BIN" serve --data "$1" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.log" &
+start_server() { # $1: data dir, $2: binary (default BINARY); sets SERVER_PID and URL
+  TIERDB_FSYNC=$FSYNC "${2:-$BIN}" serve --data "$1" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 1 200); do
     URL=$(sed -n 's/^listening on //p' "$WORK/server.out")
@@ -64,23 +69,45 @@ cpu_s() { # CPU seconds (user + system, all threads) of pid $1
 FILE="$WORK/docs.ndjson"
 "$GEN" --count "$DOCS" --dim "$DIM" > "$FILE"
 echo "file: $DOCS documents of dimension $DIM, $(($(stat -c %s "$FILE") / 1000000)) MB; fsync $FSYNC; batch $BATCH"
+RESULTS="$WORK/results.txt"
+: > "$RESULTS"
+BINS="new"
+[ -n "$BASE" ] && BINS="new base"
 for rep in $(seq 1 "$REPS"); do
+ for which in $BINS; do
+  bin=$BIN
+  [ "$which" = base ] && bin=$BASE
   rm -rf "$WORK/data"
-  start_server "$WORK/data"
+  start_server "$WORK/data" "$bin"
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (nproc $(nproc))"
   c0=$(cpu_s "$SERVER_PID")
   t0=$(date +%s.%N)
-  out=$("$BIN" import "$FILE" --collection bench --create --dimension "$DIM" --metric l2 --batch "$BATCH" \
+  out=$("$bin" import "$FILE" --collection bench --create --dimension "$DIM" --metric l2 --batch "$BATCH" \
         --quiet --url "$URL")
   t1=$(date +%s.%N)
   c1=$(cpu_s "$SERVER_PID")
   echo "$out"
   awk -v n="$DOCS" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v bytes="$(stat -c %s "$FILE")" -v rep="$rep" \
+    -v which="$which" \
     'BEGIN { w = t1 - t0; c = c1 - c0;
-             printf "run=%d docs=%d wall_s=%.2f docs_per_s=%.0f mb_per_s=%.1f server_cpu_s=%.2f docs_per_server_cpu_s=%.0f\n",
-                    rep, n, w, n / w, bytes / 1e6 / w, c, (c > 0 ? n / c : 0) }'
+             printf "bin=%s run=%d docs=%d wall_s=%.2f docs_per_s=%.0f mb_per_s=%.1f server_cpu_s=%.2f docs_per_server_cpu_s=%.0f\n",
+                    which, rep, n, w, n / w, bytes / 1e6 / w, c, (c > 0 ? n / c : 0) }' | tee -a "$RESULTS"
   stop_server
+ done
 done
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for which in $BINS; do
+  sel=$(grep "^bin=$which " "$RESULTS")
+  echo "median bin=$which docs_per_s=$(field docs_per_s <<<"$sel" | median)" \
+       "docs_per_server_cpu_s=$(field docs_per_server_cpu_s <<<"$sel" | median)"
+done
+if [ -n "$BASE" ]; then
+  n=$(grep "^bin=new " "$RESULTS"); b=$(grep "^bin=base " "$RESULTS")
+  awk -v nd="$(field docs_per_s <<<"$n" | median)" -v bd="$(field docs_per_s <<<"$b" | median)" \
+      -v nc="$(field docs_per_server_cpu_s <<<"$n" | median)" -v bc="$(field docs_per_server_cpu_s <<<"$b" | median)" \
+      'BEGIN { printf "ratio new/base docs_per_s x%.2f docs_per_server_cpu_s x%.2f\n", nd / bd, nc / bc }'
+fi
 
 if [ "$STREAM_GIB" != "0" ]; then
   rm -rf "$WORK/data"

@@ -4,6 +4,13 @@
  * Layer: db. Validation happens in full before anything is written, so a
  * rejected request changes nothing; the storage engine then applies the
  * batch atomically.
+ *
+ * Vectors are read straight into floats by the parser (json_parse_ex, the
+ * "vector" member of each document, and of a query body through
+ * db_parse_body): a request of 1,000 x 128-d documents then holds 0.5 MB of
+ * floats instead of 128,000 tree nodes. A vector the parser could not read
+ * that way (a string element, NaN, a number beyond float32...) is an
+ * ordinary array, checked element by element here with the same messages.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,14 +20,29 @@
 #include "db/db_int.h"
 #include "util/error.h"
 
-int db_parse_body(const char *body, size_t len, json_doc **out, tdb_error *err) {
+/* Where a document's vector sits in an upsert body: {"documents": [{"vector": ..}]}
+ * (root object at depth 0, the array 1, each document 2). */
+#define UPSERT_VECTOR_DEPTHS (1u << 2)
+/* In a query body and an import line the vector is a member of the root. */
+#define ROOT_VECTOR_DEPTHS (1u << 0)
+
+static int parse_body(const char *body, size_t len, const json_parse_options *opts, json_doc **out,
+                      tdb_error *err) {
     json_error jerr;
     if (body == NULL || len == 0)
         return tdb_err(err, TDB_EINVAL, "invalid_json", "the request body is empty; send a JSON object");
-    if (json_parse(body, len, out, &jerr) != 0)
+    if (json_parse_ex(body, len, opts, out, &jerr) != 0)
         return tdb_err(err, TDB_EINVAL, "invalid_json", "malformed JSON at byte %zu: %s", jerr.offset,
                        jerr.message);
     return 0;
+}
+
+/* Every body parsed here reads a root "vector" member as floats: a query's
+ * vector; in the other bodies (collection, delete, restore) such a member
+ * is an unknown field, refused by its name. */
+int db_parse_body(const char *body, size_t len, json_doc **out, tdb_error *err) {
+    json_parse_options opts = {.float_key = "vector", .float_depths = ROOT_VECTOR_DEPTHS};
+    return parse_body(body, len, &opts, out, err);
 }
 
 int db_read_vector(const json_value *v, uint32_t dim, tdb_metric metric, float *out,
@@ -32,12 +54,21 @@ int db_read_vector(const json_value *v, uint32_t dim, tdb_metric metric, float *
         return tdb_err(err, TDB_EINVAL, "dimension_mismatch",
                        "%s: the vector has %u values but the collection's dimension is %u", what,
                        v->len, dim);
-    size_t i = 0;
     double norm = 0;
-    for (const json_value *e = v->child; e; e = e->next, i++) {
+    const float *floats = json_floats(v);
+    if (floats) {
+        /* Read by the parser: finite float32 values, correctly rounded. */
+        for (uint32_t i = 0; i < dim; i++) {
+            float f = floats[i];
+            out[i] = f;
+            norm += (double)f * f;
+        }
+    }
+    size_t i = 0;
+    for (const json_value *e = floats ? NULL : v->child; e; e = e->next, i++) {
         if (e->type != JSON_NUMBER)
             return tdb_err(err, TDB_EINVAL, "invalid_vector", "%s: vector[%zu] is not a number", what, i);
-        float f = (float)e->num;
+        float f = json_number_float(e);
         if (!isfinite(f))
             return tdb_err(err, TDB_EINVAL, "invalid_vector",
                            "%s: vector[%zu] = %s is not a finite float32 (NaN and infinities are "
@@ -176,7 +207,9 @@ int tdb_upsert_json(tdb_db *db, const char *name, const char *body, size_t body_
     buf attr_text = BUF_INIT;
     int rc = db_coll_begin(db, name, &c, &st, err);
     if (rc) return rc;
-    if ((rc = db_parse_body(body, body_len, &doc, err)) != 0) goto done;
+    json_parse_options opts = {.float_key = "vector", .float_depths = UPSERT_VECTOR_DEPTHS,
+                               .float_count_hint = c->dimension};
+    if ((rc = parse_body(body, body_len, &opts, &doc, err)) != 0) goto done;
     const json_value *root = json_root(doc);
     const json_value *arr = root->type == JSON_OBJECT ? json_get(root, "documents") : NULL;
     if (arr == NULL || arr->type != JSON_ARRAY) {

@@ -400,7 +400,11 @@ static int import_line(tdb_import *imp, const char *line, size_t len, tdb_error 
     char what[32];
     snprintf(what, sizeof what, "line %llu", (unsigned long long)imp->lines);
     int rc;
-    if (json_parse(line, len, &doc, &jerr) != 0) {
+    /* The vector (a member of the line's object) is read straight into
+     * floats; see docs.c. */
+    json_parse_options opts = {.float_key = "vector", .float_depths = 1u << 0,
+                               .float_count_hint = imp->coll->dimension};
+    if (json_parse_ex(line, len, &opts, &doc, &jerr) != 0) {
         tdb_err(&lerr, TDB_EINVAL, "invalid_json", "%s: malformed JSON at byte %zu: %s", what, jerr.offset,
                 jerr.message);
         rc = TDB_EINVAL;

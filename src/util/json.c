@@ -24,14 +24,30 @@
  * length), the second validates UTF-8 and control characters and decodes
  * escapes into the reservation; the unused tail is handed back.
  *
+ * Nodes are 72 bytes (32-bit lengths and spans, which is why the input is
+ * limited to JSON_MAX_TEXT_BYTES); a number's text takes its length plus
+ * the NUL, so a one-digit number costs 80 bytes with alignment.
+ *
  * Numbers. The raw text is copied (NUL-terminated) into the arena. The
  * double comes from the first of three paths that applies, each correctly
- * rounded: (1) Clinger's fast path, when the decimal significand is at most
- * 2^53 and the power of ten is an exact double (one IEEE multiply or
- * divide of two exact values); (2) exact 128-bit integer arithmetic, when
- * the significand has at most 19 digits and the exponent at most 27 in
- * magnitude (mul_pow10_exact); (3) strtod_l in the "C" locale on the
- * NUL-terminated copy. No allocation besides the arena.
+ * rounded (decimal_to_double): (1) Clinger's fast path, when the decimal
+ * significand is at most 2^53 and the power of ten is an exact double (one
+ * IEEE multiply or divide of two exact values); (2) exact 128-bit integer
+ * arithmetic, when the significand has at most 19 digits and the exponent
+ * at most 27 in magnitude (mul_pow10_exact); (3) strtod_l in the "C"
+ * locale on the NUL-terminated copy. No allocation besides the arena.
+ *
+ * Float arrays (json_parse_ex). When a '[' is the value of the member the
+ * options name, parse_float_array scans it in one tight loop: whitespace,
+ * a number, whitespace, ',' or ']'. Each number goes straight to a float
+ * (scan_float: the double of the same three paths, then one more rounding
+ * that is exact unless the double sits on a float midpoint or below the
+ * normal float range, where strtof_l rereads the text), into one arena
+ * buffer. The first thing the loop does not expect (any non-number, a
+ * grammar error, a value that is not a finite float32, a number of more
+ * than FLOAT_TEXT_MAX bytes) makes it give the buffer back and rewind to
+ * the '[': the ordinary parser then reads the array, so every error and
+ * message is the one json_parse gives.
  *
  * Writer. Floats and doubles are written with the shortest "%.Ng" that
  * reads back to the same bits, formatted in the "C" locale (uselocale for
@@ -132,18 +148,31 @@ static inline void *arena_alloc(json_doc *d, size_t size, size_t align) {
     return arena_alloc_new_block(d, size);
 }
 
+/* Grows the most recent allocation p from old_size to new_size bytes in
+ * place if its block has room; false otherwise (p unchanged). */
+static inline bool arena_grow_last(json_doc *d, void *p, size_t old_size, size_t new_size) {
+    arena_block *b = d->head;
+    size_t off = (size_t)((char *)p - b->data);
+    if (off + old_size != b->used || new_size > b->cap - off) return false;
+    b->used = off + new_size;
+    return true;
+}
+
 /* Gives back the tail of the most recent allocation p, keeping `keep` bytes. */
 static inline void arena_shrink_last(json_doc *d, void *p, size_t keep) {
     arena_block *b = d->head;
     b->used = (size_t)((char *)p - b->data) + keep;
 }
 
-static json_doc *doc_new(size_t text_len) {
-    /* Guess: a few times the input covers float arrays (each ~10-byte
-     * number becomes an 88-byte node plus its text); more comes in doubling
-     * blocks. Untouched pages of a large block cost no memory. */
+static json_doc *doc_new(size_t text_len, bool float_arrays) {
+    /* Guess: a few times the input covers number arrays as a tree (each
+     * ~10-byte number becomes a 72-byte node plus its text); with float
+     * arrays twice the input covers them (4 bytes for a number of at least
+     * 2 bytes with its comma). More comes in doubling blocks. Untouched
+     * pages of a large block cost no memory. */
+    size_t factor = float_arrays ? 2 : 4;
     size_t cap = ARENA_MAX_FIRST;
-    if (text_len < (ARENA_MAX_FIRST - ARENA_MIN_BLOCK) / 4) cap = text_len * 4 + ARENA_MIN_BLOCK;
+    if (text_len < (ARENA_MAX_FIRST - ARENA_MIN_BLOCK) / 4) cap = text_len * factor + ARENA_MIN_BLOCK;
     cap += sizeof(json_doc);
     arena_block *b = block_new(cap);
     if (b == NULL) b = block_new(ARENA_MIN_BLOCK + sizeof(json_doc));
@@ -260,6 +289,11 @@ typedef struct parser {
     size_t pos;
     json_doc *doc;
     json_error *err;
+    /* json_parse_options, checked once: float_key_len 0 means none. */
+    const char *float_key;
+    size_t float_key_len;
+    uint32_t float_depths;
+    size_t float_count_hint;
 } parser;
 
 typedef struct frame {
@@ -317,18 +351,18 @@ static json_value *new_value(parser *p, json_type type, size_t off) {
     if (v == NULL) return NULL;
     /* Field by field: a memset of this size becomes `rep stos`, which
      * costs more than the rest of parsing a number. */
-    v->type = type;
+    v->type = (uint8_t)type;
+    v->is_int = false;
     v->len = 0;
+    v->key_len = 0;
+    v->src_off = (uint32_t)off; /* the input is at most JSON_MAX_TEXT_BYTES */
+    v->src_len = 0;
     v->str = NULL;
     v->num = 0;
     v->i64 = 0;
-    v->is_int = false;
     v->child = NULL;
     v->next = NULL;
     v->key = NULL;
-    v->key_len = 0;
-    v->src_off = off;
-    v->src_len = 0;
     return v;
 }
 
@@ -574,29 +608,84 @@ static bool mul_pow10_exact(uint64_t mant, int e, double *out) {
 }
 #endif
 
-/* Parses the number at p->pos into v (the grammar of RFC 8259 section 6).
- * Hot: a float array is mostly this function. Every digit goes into mant
- * (mod 2^64); the count of significant digits says whether mant is exact
- * (at most 19). */
-static int parse_number(parser *p, json_value *v) {
-    const unsigned char *s = (const unsigned char *)p->text;
-    const unsigned char *end = s + p->len;
-    size_t start = p->pos;
+/* mant * 10^e correctly rounded to a double, for mant < 10^19 (exact in
+ * 64 bits), when one of the two exact paths applies; false when only
+ * strtod can tell. */
+static inline bool decimal_to_double(uint64_t mant, int64_t e, bool neg, double *out) {
+    if (mant == 0) {
+        *out = neg ? -0.0 : 0.0;
+        return true;
+    }
+    if (mant <= TWO_POW_53) {
+        /* Clinger's fast path: mant and 10^|e| are exact doubles, so one
+         * IEEE multiply or divide rounds the exact quotient once. */
+        double d = (double)mant;
+        bool exact = false;
+        if (e >= 0 && e <= 22) {
+            d *= pow10_exact[e];
+            exact = true;
+        } else if (e < 0 && e >= -22) {
+            d /= pow10_exact[-e];
+            exact = true;
+        } else if (e > 22 && e <= 22 + 15) {
+            /* Move the excess power into the (still exact) integer. */
+            uint64_t k = pow10_u64[e - 22];
+            if (mant <= TWO_POW_53 / k) {
+                d = (double)(mant * k) * 1e22;
+                exact = true;
+            }
+        }
+        if (exact) {
+            *out = neg ? -d : d;
+            return true;
+        }
+    }
+#ifdef __SIZEOF_INT128__
+    double d;
+    if (e >= -27 && e <= 27 && mul_pow10_exact(mant, (int)e, &d)) {
+        *out = neg ? -d : d;
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* The decimal significand and exponent of a JSON number, as scanned. */
+typedef struct number_scan {
+    uint64_t mant;     /* every digit, mod 2^64 (exact when exact_mant) */
+    int64_t exp10;     /* value = mant * 10^exp10 (when exact_mant) */
+    bool neg;
+    bool integral;     /* no fraction, no exponent */
+    bool exact_mant;   /* at most 19 significant digits */
+} number_scan;
+
+/* Scans the number at s[start..) (its first byte is '-' or a digit) by the
+ * grammar of RFC 8259 section 6. Returns the offset just past it, or
+ * (size_t)-1 with *bad_off and *bad_what saying what is wrong (bad_what
+ * NULL: a leading zero). Inlined into both callers: the float array loop
+ * is mostly this. */
+__attribute__((always_inline)) static inline size_t
+scan_number(const unsigned char *s, size_t len, size_t start, number_scan *ns, size_t *bad_off,
+            const char **bad_what) {
+    const unsigned char *end = s + len;
     const unsigned char *q = s + start;
     bool neg = *q == '-';
-    if (neg) {
-        q++;
-        if (q < end && *q == 'I') return fail(p, start, "-Infinity is not valid JSON; expected a number");
+    if (neg) q++;
+    if (q >= end || !is_digit(*q)) {
+        *bad_off = (size_t)(q - s);
+        *bad_what = neg ? "expected a digit after '-'" : "expected a digit";
+        return (size_t)-1;
     }
-    if (q >= end || !is_digit(*q))
-        return fail_expected(p, (size_t)(q - s), neg ? "expected a digit after '-'" : "expected a digit");
-
     uint64_t mant = 0;
     const unsigned char *int_start = q;
     bool int_zero = *q == '0';
     if (int_zero) {
         q++;
-        if (q < end && is_digit(*q)) return fail(p, (size_t)(q - 1 - s), "leading zeros are not allowed in a number");
+        if (q < end && is_digit(*q)) {
+            *bad_off = (size_t)(q - 1 - s);
+            *bad_what = NULL; /* leading zero */
+            return (size_t)-1;
+        }
     } else {
         while (q < end && is_digit(*q)) mant = mant * 10 + (uint64_t)(*q++ - '0');
     }
@@ -620,7 +709,11 @@ static int parse_number(parser *p, json_value *v) {
         }
         while (q < end && is_digit(*q)) mant = mant * 10 + (uint64_t)(*q++ - '0');
         frac_digits = (size_t)(q - frac_start);
-        if (frac_digits == 0) return fail_expected(p, (size_t)(q - s), "expected a digit after '.' in a number");
+        if (frac_digits == 0) {
+            *bad_off = (size_t)(q - s);
+            *bad_what = "expected a digit after '.' in a number";
+            return (size_t)-1;
+        }
     }
     int64_t exp10 = 0;
     if (q < end && (*q == 'e' || *q == 'E')) {
@@ -628,24 +721,49 @@ static int parse_number(parser *p, json_value *v) {
         q++;
         bool eneg = false;
         if (q < end && (*q == '+' || *q == '-')) eneg = *q++ == '-';
-        if (q >= end || !is_digit(*q))
-            return fail_expected(p, (size_t)(q - s), "expected a digit in the exponent of a number");
+        if (q >= end || !is_digit(*q)) {
+            *bad_off = (size_t)(q - s);
+            *bad_what = "expected a digit in the exponent of a number";
+            return (size_t)-1;
+        }
         while (q < end && is_digit(*q)) {
             if (exp10 < 1000000) exp10 = exp10 * 10 + (*q - '0'); /* saturates: inf or 0 anyway */
             q++;
         }
         if (eneg) exp10 = -exp10;
     }
-    size_t raw = (size_t)(q - s) - start;
-    if (raw > UINT32_MAX) return fail(p, start, "number longer than 4 GiB");
+    ns->mant = mant;
+    ns->exp10 = exp10 - (int64_t)frac_digits;
+    ns->neg = neg;
+    ns->integral = integral;
+    ns->exact_mant = int_digits + frac_digits - lead_zeros <= 19; /* < 10^19 < 2^64 */
+    return (size_t)(q - s);
+}
+
+/* Parses the number at p->pos into v. */
+static int parse_number(parser *p, json_value *v) {
+    const unsigned char *s = (const unsigned char *)p->text;
+    size_t start = p->pos;
+    if (s[start] == '-' && start + 1 < p->len && s[start + 1] == 'I')
+        return fail(p, start, "-Infinity is not valid JSON; expected a number");
+    number_scan ns;
+    size_t bad_off = 0;
+    const char *bad_what = NULL;
+    size_t stop = scan_number(s, p->len, start, &ns, &bad_off, &bad_what);
+    if (stop == (size_t)-1) {
+        if (bad_what == NULL) return fail(p, bad_off, "leading zeros are not allowed in a number");
+        return fail_expected(p, bad_off, bad_what);
+    }
+    size_t raw = stop - start; /* < JSON_MAX_TEXT_BYTES */
 
     char *txt;
-    if (raw < 16 && end - (s + start) >= 16) {
+    if (raw < 16 && p->len - start >= 16) {
         /* Short number (the usual case): one fixed 16-byte copy instead of
-         * a memcpy call; the bytes past the number are cut by the NUL. */
+         * a memcpy call, then the tail past the NUL is given back. */
         txt = arena_alloc(p->doc, 16, 1);
         if (txt == NULL) return fail_oom(p);
         memcpy(txt, s + start, 16);
+        arena_shrink_last(p->doc, txt, raw + 1);
     } else {
         txt = arena_alloc(p->doc, raw + 1, 1);
         if (txt == NULL) return fail_oom(p);
@@ -654,58 +772,117 @@ static int parse_number(parser *p, json_value *v) {
     txt[raw] = '\0';
     v->str = txt;
     v->len = (uint32_t)raw;
-    p->pos = (size_t)(q - s);
+    p->pos = stop;
 
-    bool exact_mant = int_digits + frac_digits - lead_zeros <= 19; /* < 10^19 < 2^64 */
-    if (integral && exact_mant) {
-        if (!neg && mant <= (uint64_t)INT64_MAX) {
+    if (ns.integral && ns.exact_mant) {
+        if (!ns.neg && ns.mant <= (uint64_t)INT64_MAX) {
             v->is_int = true;
-            v->i64 = (int64_t)mant;
-        } else if (neg && mant <= (uint64_t)INT64_MAX + 1) {
+            v->i64 = (int64_t)ns.mant;
+        } else if (ns.neg && ns.mant <= (uint64_t)INT64_MAX + 1) {
             v->is_int = true;
-            v->i64 = mant == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mant;
+            v->i64 = ns.mant == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)ns.mant;
         }
     }
-
-    if (exact_mant) {
-        int64_t e = exp10 - (int64_t)frac_digits;
-        if (mant == 0) {
-            v->num = neg ? -0.0 : 0.0;
-            return 0;
-        }
-        if (mant <= TWO_POW_53) {
-            /* Clinger's fast path: mant and 10^|e| are exact doubles, so one
-             * IEEE multiply or divide rounds the exact quotient once. */
-            double d = (double)mant;
-            bool exact = false;
-            if (e >= 0 && e <= 22) {
-                d *= pow10_exact[e];
-                exact = true;
-            } else if (e < 0 && e >= -22) {
-                d /= pow10_exact[-e];
-                exact = true;
-            } else if (e > 22 && e <= 22 + 15) {
-                /* Move the excess power into the (still exact) integer. */
-                uint64_t k = pow10_u64[e - 22];
-                if (mant <= TWO_POW_53 / k) {
-                    d = (double)(mant * k) * 1e22;
-                    exact = true;
-                }
-            }
-            if (exact) {
-                v->num = neg ? -d : d;
-                return 0;
-            }
-        }
-#ifdef __SIZEOF_INT128__
-        double d;
-        if (e >= -27 && e <= 27 && mul_pow10_exact(mant, (int)e, &d)) {
-            v->num = neg ? -d : d;
-            return 0;
-        }
-#endif
-    }
+    if (ns.exact_mant && decimal_to_double(ns.mant, ns.exp10, ns.neg, &v->num)) return 0;
     v->num = strtod_c(txt);
+    return 0;
+}
+
+/* Longest number text scan_float rereads with strtof_l (from a stack
+ * copy); a longer one sends its array to the ordinary parser. */
+#define FLOAT_TEXT_MAX 63
+
+/* d rounded to float, when d is the correctly rounded double of a decimal
+ * x: rounding x to double and then to float rounds twice, which differs
+ * from rounding x once only when d lands exactly on a midpoint between two
+ * floats (x may have been slightly above or below it; the midpoints of
+ * normal floats, FLT_MAX's upper one included, are exact doubles), or in
+ * the float subnormal range (where the midpoints sit elsewhere). Returns
+ * false for those rare cases: the caller rereads the text with strtof. */
+static inline bool double_to_float_once(double d, float *out) {
+    double a = fabs(d);
+    if (a != 0) {
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        bool midpoint = (bits & ((1ull << 29) - 1)) == (1ull << 28);
+        if (midpoint || a < 0x1p-126 || !isfinite(d)) return false;
+    }
+    *out = (float)d;
+    return true;
+}
+
+/* The number at s[start..) as a finite float32 into *out; returns the
+ * offset past it, or (size_t)-1 if the text is not a number this path
+ * takes (bad grammar, beyond float32, longer than FLOAT_TEXT_MAX bytes
+ * where the double is not enough). */
+static inline size_t scan_float(const unsigned char *s, size_t len, size_t start, float *out) {
+    number_scan ns;
+    size_t bad_off;
+    const char *bad_what;
+    size_t stop = scan_number(s, len, start, &ns, &bad_off, &bad_what);
+    if (stop == (size_t)-1) return stop;
+    double d;
+    float f;
+    if (!(ns.exact_mant && decimal_to_double(ns.mant, ns.exp10, ns.neg, &d) && double_to_float_once(d, &f))) {
+        size_t raw = stop - start;
+        if (raw > FLOAT_TEXT_MAX) return (size_t)-1;
+        char copy[FLOAT_TEXT_MAX + 1];
+        memcpy(copy, s + start, raw);
+        copy[raw] = '\0';
+        f = strtof_c(copy);
+    }
+    if (!isfinite(f)) return (size_t)-1; /* the tree path reports it, with its text */
+    *out = f;
+    return stop;
+}
+
+/* Reads the array whose '[' is at p->pos into floats (see the file
+ * comment). Returns 1 when v is now a float array and p->pos is past its
+ * ']'; 0 when the array is not one for this path (p->pos unchanged, the
+ * arena as before); -1 when out of memory. */
+static int parse_float_array(parser *p, json_value *v) {
+    const unsigned char *s = (const unsigned char *)p->text;
+    size_t len = p->len, i = p->pos + 1;
+    size_t cap = p->float_count_hint ? p->float_count_hint : 16, n = 0;
+    float *out = arena_alloc(p->doc, cap * sizeof(float), _Alignof(float));
+    if (out == NULL) return fail_oom(p);
+    while (i < len && is_ws(s[i])) i++;
+    if (i >= len || s[i] == ']') goto not_floats; /* [] is an ordinary array */
+    /* Invariant: out[0..n) are the values before i, which starts a value. */
+    for (;;) {
+        if (n == cap) {
+            /* Twice the room: in place when the block has it, else a new
+             * buffer (the old one stays in the arena: at most as much
+             * again as the final one). */
+            if (!arena_grow_last(p->doc, out, cap * sizeof(float), 2 * cap * sizeof(float))) {
+                float *bigger = arena_alloc(p->doc, 2 * cap * sizeof(float), _Alignof(float));
+                if (bigger == NULL) return fail_oom(p);
+                memcpy(bigger, out, n * sizeof(float));
+                out = bigger;
+            }
+            cap *= 2;
+        }
+        if (s[i] != '-' && !is_digit(s[i])) goto not_floats;
+        size_t stop = scan_float(s, len, i, &out[n]);
+        if (stop == (size_t)-1) goto not_floats;
+        n++;
+        i = stop;
+        while (i < len && is_ws(s[i])) i++;
+        if (i >= len) goto not_floats;
+        if (s[i] == ']') break;
+        if (s[i] != ',') goto not_floats;
+        i++;
+        while (i < len && is_ws(s[i])) i++;
+        if (i >= len) goto not_floats;
+    }
+    arena_shrink_last(p->doc, out, n * sizeof(float));
+    v->type = JSON_ARRAY;
+    v->len = (uint32_t)n; /* n < len / 2 <= JSON_MAX_TEXT_BYTES / 2 */
+    v->floats = out;
+    p->pos = i + 1;
+    return 1;
+not_floats:
+    arena_shrink_last(p->doc, out, 0);
     return 0;
 }
 
@@ -751,14 +928,34 @@ static int fail_bad_value(parser *p, const char *what) {
 
 #define EXPECT_VALUE "expected a value (object, array, string, number, true, false or null)"
 
+/* Is v (just attached to frames[depth - 1]) the value of the member whose
+ * arrays are read as floats? */
+static inline bool wants_floats(const parser *p, const json_value *v, size_t depth) {
+    return p->float_key_len != 0 && v->key != NULL && v->key_len == p->float_key_len && depth - 1 < 32 &&
+           ((p->float_depths >> (depth - 1)) & 1) && memcmp(v->key, p->float_key, p->float_key_len) == 0;
+}
+
 int json_parse(const char *text, size_t len, json_doc **out, json_error *err) {
+    return json_parse_ex(text, len, NULL, out, err);
+}
+
+int json_parse_ex(const char *text, size_t len, const json_parse_options *opts, json_doc **out,
+                  json_error *err) {
     *out = NULL;
     if (err) {
         err->offset = 0;
         err->message[0] = '\0';
     }
-    parser p = {text, len, 0, NULL, err};
-    p.doc = doc_new(len);
+    parser p = {text, len, 0, NULL, err, NULL, 0, 0, 0};
+    if (opts && opts->float_key && opts->float_key[0] && opts->float_depths) {
+        p.float_key = opts->float_key;
+        p.float_key_len = strlen(opts->float_key);
+        p.float_depths = opts->float_depths;
+        p.float_count_hint = opts->float_count_hint;
+    }
+    if (len > JSON_MAX_TEXT_BYTES)
+        return fail(&p, 0, "JSON text longer than %zu bytes", JSON_MAX_TEXT_BYTES);
+    p.doc = doc_new(len, p.float_key_len != 0);
     if (p.doc == NULL) return fail_oom(&p);
 
     frame frames[JSON_MAX_DEPTH];
@@ -798,8 +995,17 @@ value:
             f->v->len++;
         }
         switch (c) {
-        case '{':
         case '[':
+            if (depth > 0 && wants_floats(&p, v, depth)) {
+                int r = parse_float_array(&p, v);
+                if (r < 0) goto failed;
+                if (r > 0) {
+                    v->src_len = (uint32_t)(p.pos - v->src_off);
+                    goto after_value;
+                }
+            }
+            /* fall through */
+        case '{':
             if (depth == JSON_MAX_DEPTH) {
                 fail(&p, p.pos, "nesting deeper than %d levels", JSON_MAX_DEPTH);
                 goto failed;
@@ -812,7 +1018,7 @@ value:
             skip_ws(&p);
             if (p.pos < len && (unsigned char)text[p.pos] == (c == '{' ? '}' : ']')) {
                 p.pos++;
-                v->src_len = p.pos - v->src_off;
+                v->src_len = (uint32_t)(p.pos - v->src_off);
                 depth--;
                 goto after_value;
             }
@@ -837,7 +1043,7 @@ value:
             fail_bad_value(&p, EXPECT_VALUE);
             goto failed;
         }
-        v->src_len = p.pos - v->src_off;
+        v->src_len = (uint32_t)(p.pos - v->src_off);
         goto after_value;
     }
 
@@ -884,7 +1090,7 @@ after_value:
         }
         if (p.pos < len && text[p.pos] == close) {
             p.pos++;
-            f->v->src_len = p.pos - f->v->src_off;
+            f->v->src_len = (uint32_t)(p.pos - f->v->src_off);
             depth--;
             goto after_value;
         }
@@ -910,31 +1116,28 @@ const json_value *json_get(const json_value *obj, const char *key) {
     return found;
 }
 
-/* d rounded to float. Converting the decimal to double and then to float
- * rounds twice; that differs from rounding the decimal once only when the
- * double lands exactly on a midpoint between two floats (the decimal may
- * have been slightly above or below it), or in the float subnormal range
- * (where the midpoint bits sit elsewhere). Those rare cases reread the
- * text with strtof. */
-static float to_float(const json_value *v) {
-    double d = v->num;
-    float f = (float)d;
-    double a = fabs(d);
-    if (v->str && a != 0 && isfinite(d)) {
-        uint64_t bits;
-        memcpy(&bits, &d, sizeof bits);
-        bool midpoint = (bits & ((1ull << 29) - 1)) == (1ull << 28);
-        if (midpoint || a < 0x1p-126) f = strtof_c(v->str);
-    }
-    return f;
+float json_number_float(const json_value *v) {
+    if (v == NULL || v->type != JSON_NUMBER) return NAN;
+    float f;
+    if (double_to_float_once(v->num, &f)) return f;
+    if (!isfinite(v->num)) return (float)v->num; /* beyond any double: beyond float32 too */
+    return v->str ? strtof_c(v->str) : (float)v->num; /* a value built by hand has no text */
+}
+
+const float *json_floats(const json_value *v) {
+    return v != NULL && v->type == JSON_ARRAY ? v->floats : NULL;
 }
 
 int json_to_floats(const json_value *v, float *out, size_t n) {
     if (v == NULL || v->type != JSON_ARRAY || v->len != n) return -1;
+    if (v->floats) {
+        if (n) memcpy(out, v->floats, n * sizeof(float));
+        return 0;
+    }
     size_t i = 0;
     for (const json_value *e = v->child; e; e = e->next, i++) {
         if (e->type != JSON_NUMBER || i >= n) return -1;
-        out[i] = to_float(e);
+        out[i] = json_number_float(e);
     }
     return i == n ? 0 : -1;
 }
@@ -995,6 +1198,12 @@ void json_write_value(buf *b, const json_value *v) {
     case JSON_STRING: json_write_string(b, v->str ? v->str : "", v->str ? v->len : 0); break;
     case JSON_ARRAY:
         buf_putc(b, '[');
+        if (v->floats) {
+            for (uint32_t i = 0; i < v->len; i++) {
+                if (i) buf_putc(b, ',');
+                json_write_float(b, v->floats[i]);
+            }
+        }
         for (const json_value *e = v->child; e; e = e->next) {
             if (e != v->child) buf_putc(b, ',');
             json_write_value(b, e);

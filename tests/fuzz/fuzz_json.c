@@ -8,7 +8,11 @@
  *   - writing the tree and parsing the output gives a tree that writes
  *     to the same bytes (the writer is a fixed point after one pass);
  *   - every finite number written by json_write_double / json_write_float
- *     reads back to the same bits.
+ *     reads back to the same bits;
+ *   - json_parse_ex reading "vector" arrays at every depth as floats
+ *     accepts exactly what json_parse accepts, fails with the same offset
+ *     and message, and gives the same tree except that the arrays it read
+ *     as floats hold, bit for bit, json_number_float of each element.
  */
 #include <math.h>
 #include <stdint.h>
@@ -40,7 +44,7 @@ static void check_number_text(double d) {
 static void walk(const json_value *v, size_t src_len, int depth) {
     FUZZ_CHECK(depth <= JSON_MAX_DEPTH + 1, "depth %d", depth);
     FUZZ_CHECK(v->src_off <= src_len && v->src_len <= src_len - v->src_off,
-               "span %zu+%zu outside %zu bytes", v->src_off, v->src_len, src_len);
+               "span %u+%u outside %zu bytes", (unsigned)v->src_off, (unsigned)v->src_len, src_len);
     if (v->key) fuzz_touch(v->key, (size_t)v->key_len + 1);
     switch (v->type) {
     case JSON_STRING:
@@ -57,6 +61,12 @@ static void walk(const json_value *v, size_t src_len, int depth) {
         break;
     case JSON_ARRAY:
     case JSON_OBJECT: {
+        if (json_floats(v)) {
+            FUZZ_CHECK(v->type == JSON_ARRAY && v->child == NULL && v->len > 0, "float array shape");
+            fuzz_touch(json_floats(v), (size_t)v->len * sizeof(float));
+            for (uint32_t i = 0; i < v->len; i++) FUZZ_CHECK(isfinite(json_floats(v)[i]), "float not finite");
+            break;
+        }
         uint32_t n = 0;
         for (const json_value *c = v->child; c; c = c->next) {
             if (v->type == JSON_OBJECT) FUZZ_CHECK(c->key != NULL, "member without key");
@@ -78,15 +88,49 @@ static void walk(const json_value *v, size_t src_len, int depth) {
     }
 }
 
+/* t (json_parse) and f (json_parse_ex with float arrays) describe the
+ * same text: same shapes, and each float array holds its numbers. */
+static void same_tree(const json_value *t, const json_value *f) {
+    FUZZ_CHECK(t->type == f->type && t->len == f->len && t->src_off == f->src_off &&
+                   t->src_len == f->src_len && t->key_len == f->key_len,
+               "json_parse_ex shape differs at offset %u", (unsigned)t->src_off);
+    const float *fl = json_floats(f);
+    if (fl) {
+        FUZZ_CHECK(f->key_len == 6 && memcmp(f->key, "vector", 6) == 0, "float array under another key");
+        uint32_t i = 0;
+        for (const json_value *e = t->child; e; e = e->next, i++) {
+            FUZZ_CHECK(e->type == JSON_NUMBER, "float array from a non-number");
+            float want = json_number_float(e);
+            FUZZ_CHECK(memcmp(&want, &fl[i], sizeof want) == 0, "vector[%u] = %s: %a, want %a", i, e->str,
+                       (double)fl[i], (double)want);
+        }
+        return;
+    }
+    if (t->type == JSON_NUMBER || t->type == JSON_STRING)
+        FUZZ_CHECK(t->len == f->len && memcmp(t->str, f->str, t->len) == 0, "json_parse_ex text differs");
+    const json_value *a = t->child, *b = f->child;
+    for (; a && b; a = a->next, b = b->next) same_tree(a, b);
+    FUZZ_CHECK(a == NULL && b == NULL, "json_parse_ex child count differs");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    json_doc *doc = NULL;
-    json_error jerr;
+    json_doc *doc = NULL, *fdoc = NULL;
+    json_error jerr, ferr;
+    json_parse_options opts = {.float_key = "vector", .float_depths = UINT32_MAX,
+                               .float_count_hint = size > 0 ? data[0] % 5 : 0};
+    int frc = json_parse_ex((const char *)data, size, &opts, &fdoc, &ferr);
     if (json_parse((const char *)data, size, &doc, &jerr) != 0) {
         FUZZ_CHECK(jerr.offset <= size, "error offset %zu past %zu", jerr.offset, size);
         FUZZ_CHECK(memchr(jerr.message, '\0', sizeof jerr.message) != NULL, "message unterminated");
+        FUZZ_CHECK(frc != 0 && ferr.offset == jerr.offset && strcmp(ferr.message, jerr.message) == 0,
+                   "json_parse_ex disagrees on an error: %s", jerr.message);
         json_doc_free(doc);
         return 0;
     }
+    FUZZ_CHECK(frc == 0, "json_parse_ex fails where json_parse does not: %s", ferr.message);
+    walk(json_root(fdoc), size, 1);
+    same_tree(json_root(doc), json_root(fdoc));
+    json_doc_free(fdoc);
     FUZZ_CHECK(json_utf8_valid((const char *)data, size), "parsed text that is not UTF-8");
     const json_value *root = json_root(doc);
     FUZZ_CHECK(root != NULL, "no root");

@@ -1110,6 +1110,293 @@ static void json_to_floats_rounds_once(void **state) {
 /* ------------------------------------------------------------------ */
 /* Writer                                                              */
 
+/* ------------------------------------------------------------------ */
+/* Float arrays (json_parse_ex)                                        */
+
+/* Parses text (exact-size copy, freed before use) with "vector" arrays of
+ * objects at the depths in `depths` read as floats. */
+static int parse_ex_exact(const char *text, size_t len, uint32_t depths, uint32_t hint, json_doc **doc,
+                          json_error *err) {
+    char *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    if (len) memcpy(copy, text, len);
+    json_parse_options opts = {.float_key = "vector", .float_depths = depths, .float_count_hint = hint};
+    int rc = json_parse_ex(copy, len, &opts, doc, err);
+    memset(copy, 0xAA, len);
+    free(copy);
+    return rc;
+}
+
+static json_doc *parse_ex_ok(const char *text, uint32_t depths, uint32_t hint) {
+    json_doc *doc = NULL;
+    json_error err;
+    int rc = parse_ex_exact(text, strlen(text), depths, hint, &doc, &err);
+    if (rc != 0) print_error("%s: unexpected failure at %zu: %s\n", text, err.offset, err.message);
+    assert_int_equal(rc, 0);
+    return doc;
+}
+
+static char *write_minified(const json_value *v) {
+    buf b = BUF_INIT;
+    json_write_value(&b, v);
+    assert_false(buf_failed(&b));
+    return buf_steal(&b);
+}
+
+static void json_parse_ex_reads_vectors_as_floats(void **state) {
+    (void)state;
+    const char *text = "{\"documents\": [{\"id\": 1, \"vector\": [1, -2.5 ,0.1,\n3e-3\t, -0],"
+                       " \"attributes\": {\"vector\": [1, 2], \"x\": 1}}, {\"vector\": []}], \"vector\": [7]}";
+    json_doc *d = parse_ex_ok(text, 1u << 2, 0);
+    const json_value *root = json_root(d);
+    const json_value *doc0 = json_get(root, "documents")->child;
+    const json_value *vec = json_get(doc0, "vector");
+    assert_int_equal(vec->type, JSON_ARRAY);
+    assert_int_equal(vec->len, 5);
+    assert_null(vec->child);
+    const float *f = json_floats(vec);
+    assert_non_null(f);
+    const float want[5] = {1.0f, -2.5f, 0.1f, 3e-3f, -0.0f};
+    for (int i = 0; i < 5; i++) assert_int_equal(fbits(f[i]), fbits(want[i]));
+    assert_memory_equal(text + vec->src_off, "[1, -2.5 ,0.1,\n3e-3\t, -0]", vec->src_len);
+    float out[5];
+    assert_int_equal(json_to_floats(vec, out, 5), 0);
+    assert_memory_equal(out, want, sizeof out);
+    assert_int_equal(json_to_floats(vec, out, 4), -1);
+    /* Other "vector" members stay trees: an attribute (depth 3), an empty
+     * array, the root's (depth 0 is not asked for). */
+    const json_value *attr_vec = json_get(json_get(doc0, "attributes"), "vector");
+    assert_null(json_floats(attr_vec));
+    assert_int_equal(attr_vec->child->i64, 1);
+    const json_value *empty = json_get(doc0->next, "vector");
+    assert_int_equal(empty->type, JSON_ARRAY);
+    assert_int_equal(empty->len, 0);
+    assert_null(json_floats(empty));
+    assert_null(json_floats(json_get(root, "vector")));
+    assert_null(json_floats(root));
+    assert_null(json_floats(NULL));
+    /* The writer writes a float array's values. */
+    char *w = write_minified(doc0);
+    assert_string_equal(w, "{\"id\":1,\"vector\":[1,-2.5,0.1,0.003,-0],\"attributes\":{\"vector\":[1,2],\"x\":1}}");
+    free(w);
+    json_doc_free(d);
+
+    /* Depth 0: a query or an import line. Without options: a tree. */
+    d = parse_ex_ok("{\"vector\": [0.5, 2]}", 1u << 0, 2);
+    assert_non_null(json_floats(json_get(json_root(d), "vector")));
+    json_doc_free(d);
+    static const json_parse_options none[3] = {{NULL, 1, 0}, {"", 1, 0}, {"vector", 0, 0}};
+    for (int i = 0; i < 3; i++) {
+        json_doc *t = NULL;
+        assert_int_equal(json_parse_ex("{\"vector\": [0.5]}", 17, &none[i], &t, NULL), 0);
+        assert_null(json_floats(json_get(json_root(t), "vector")));
+        json_doc_free(t);
+    }
+    json_doc *t = NULL;
+    assert_int_equal(json_parse_ex("{\"vector\": [0.5]}", 17, NULL, &t, NULL), 0);
+    assert_null(json_floats(json_get(json_root(t), "vector")));
+    json_doc_free(t);
+}
+
+/* Long arrays with hints below, at and above their length: the buffer
+ * grows in place or moves, and the values stay in order. */
+static void json_parse_ex_float_buffer_grows(void **state) {
+    (void)state;
+    static const uint32_t counts[] = {1, 2, 15, 16, 17, 128, 129, 1000, 100000};
+    static const uint32_t hints[] = {0, 1, 7, 128, 1000, 200000};
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        buf b = BUF_INIT;
+        /* Two vectors and strings between them, so a growing buffer is
+         * not always the arena's last allocation. */
+        for (int k = 0; k < 2; k++) {
+            buf_puts(&b, k ? ",\"vector\":[" : "{\"a\":\"x\",\"vector\":[");
+            for (uint32_t i = 0; i < counts[c]; i++) buf_printf(&b, "%s%u.5", i ? "," : "", i + 1000 * k);
+            buf_puts(&b, "]");
+        }
+        buf_puts(&b, ",\"z\":\"end\"}");
+        for (size_t h = 0; h < sizeof hints / sizeof *hints; h++) {
+            json_doc *d = NULL;
+            json_error err;
+            assert_int_equal(parse_ex_exact(b.data, b.len, 1u << 0, hints[h], &d, &err), 0);
+            int k = 0;
+            for (const json_value *m = json_root(d)->child; m; m = m->next) {
+                if (strcmp(m->key, "vector") != 0) continue;
+                const float *f = json_floats(m);
+                assert_non_null(f);
+                assert_int_equal(m->len, counts[c]);
+                for (uint32_t i = 0; i < counts[c]; i++) assert_true(f[i] == (float)(i + 1000 * k) + 0.5f);
+                k++;
+            }
+            assert_int_equal(k, 2);
+            assert_string_equal(json_get(json_root(d), "z")->str, "end");
+            json_doc_free(d);
+        }
+        buf_free(&b);
+    }
+}
+
+/* Whatever the float path does not take is parsed as before: same
+ * acceptance, same error offset and message, same tree. */
+static void json_parse_ex_leaves_the_rest_to_the_tree(void **state) {
+    (void)state;
+    char long_number[128];
+    snprintf(long_number, sizeof long_number, "[0.%s]",
+             "12345678901234567890123456789012345678901234567890123456789012345678901234567890");
+    const char *vectors[] = {
+        "[1,\"2\",3]", "[1,null]", "[1,[2]]", "[1,{}]", "[true]", "[NaN]", "[1, NaN]", "[Infinity]",
+        "[-Infinity]", "[1e39]", "[-3.5e38]", "[1e999]", "[3.40282357e38]", "[01]", "[1.]", "[1e]",
+        "[-]", "[1,]", "[1 2]", "[1", "[1,", "[", "[1]x", "[1.5x]", "[+1]", "[.5]", "[1,,2]",
+        "[1;2]", "[1\x01]", "[0x10]", "[1e+]", "[-0.]", "[ ]", "[]", long_number,
+        "[1,2,3e999999999999]", "[1, 2, \"\xff\"]", "[1/*c*/]",
+    };
+    for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) {
+        char text[256];
+        int n = snprintf(text, sizeof text, "{\"id\": \"a\", \"vector\": %s}", vectors[i]);
+        json_doc *plain = NULL, *ex = NULL;
+        json_error e1, e2;
+        memset(&e1, 0, sizeof e1);
+        memset(&e2, 0, sizeof e2);
+        int r1 = parse_exact(text, (size_t)n, &plain, &e1);
+        int r2 = parse_ex_exact(text, (size_t)n, 1u << 0, 3, &ex, &e2);
+        if (r1 != r2 || (r1 != 0 && (e1.offset != e2.offset || strcmp(e1.message, e2.message) != 0)))
+            print_error("%s: json_parse %d at %zu \"%s\", json_parse_ex %d at %zu \"%s\"\n", text, r1,
+                        e1.offset, e1.message, r2, e2.offset, e2.message);
+        assert_int_equal(r1, r2);
+        if (r1 != 0) {
+            assert_int_equal(e1.offset, e2.offset);
+            assert_string_equal(e1.message, e2.message);
+            continue;
+        }
+        assert_null(json_floats(json_get(json_root(ex), "vector")));
+        char *w1 = write_minified(json_root(plain)), *w2 = write_minified(json_root(ex));
+        assert_string_equal(w1, w2);
+        free(w1);
+        free(w2);
+        json_doc_free(plain);
+        json_doc_free(ex);
+    }
+    /* The "NaN" message is the tree's, at the same offset. */
+    json_doc *d = NULL;
+    json_error err;
+    assert_int_equal(parse_ex_exact("{\"vector\":[1,NaN]}", 18, 1, 0, &d, &err), -1);
+    assert_int_equal(err.offset, 13);
+    assert_non_null(strstr(err.message, "NaN is not valid JSON"));
+}
+
+/* One text in a float array: the value must be strtof's (the correctly
+ * rounded float32), bit for bit; a text that is not a finite float32 must
+ * leave the array to the tree. Returns 1 when strtof and (float)strtod
+ * disagree on it (double rounding), else 0. */
+static int check_float_text(const char *number) {
+    char text[160];
+    int n = snprintf(text, sizeof text, "{\"vector\":[%s]}", number);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    json_doc *d = parse_ex_ok(text, 1u << 0, 1);
+    const json_value *v = json_get(json_root(d), "vector");
+    float want = strtof(number, NULL);
+    float via_double = (float)strtod(number, NULL);
+    const float *f = json_floats(v);
+    if (isfinite(want) && strlen(number) <= 63) {
+        if (f == NULL || fbits(f[0]) != fbits(want))
+            print_error("%s: got %a, want %a\n", number, f ? (double)f[0] : NAN, (double)want);
+        assert_non_null(f);
+        assert_int_equal(fbits(f[0]), fbits(want));
+    } else if (!isfinite(want)) {
+        assert_null(f);
+    }
+    if (f == NULL) assert_int_equal(fbits(json_number_float(v->child)), fbits(want));
+    json_doc_free(d);
+    return fbits(want) != fbits(via_double);
+}
+
+static void json_float_arrays_round_like_strtof(void **state) {
+    (void)state;
+    static const char *const edges[] = {
+        "0", "-0", "0.0", "-0.0e5", "1", "-1", "0.1", "0.2", "0.3", "1e-45", "1.4e-45", "1.401298464324817e-45",
+        "7.006492321624085e-46", "7.0064923216240854e-46", "7.006492321624086e-46", "1e-46", "1e-50", "1e-400",
+        "1.1754942e-38", "1.17549435e-38", "1.1754943508222875e-38", "1.17549421e-38", "3.4028234e38",
+        "3.40282346638528859811704183484516925440e38", "3.4028235e38", "3.40282356e38",
+        "3.4028235677973362e38", "3.4028235677973366e38", "-3.4028235677973362e38",
+        "1.00000005960464477539062500001", "1.00000005960464477539062499999", "1.000000059604644775390625",
+        "1.000000178813934326171875", "1.000000178813934326", "1.000000178813934327", "16777216",
+        "16777217", "16777218", "16777219", "33554431", "33554433", "9007199254740993", "123456789012345678",
+        "1234567890123456789", "12345678901234567890", "0.12345678901234567890123", "1e22", "1e23", "1e37",
+        "1e38", "9.999999e37", "4.2e-39", "2.35098856151472858e-38", "0.000000000000000000001",
+        "6103515625e-24", "1e-27", "1e27", "123e-28", "8388608.5", "8388609.5", "0.99999997", "0.99999998",
+        "0.999999970198", "1e0", "1E+0", "1e-0", "-1.5e-7", "5e-324", "2.2250738585072014e-308",
+        "1.7976931348623157e308", "4503599627370496.5", "-9223372036854775808", "18446744073709551616",
+    };
+    int double_rounding = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) double_rounding += check_float_text(edges[i]);
+    /* "1.000000178813934326" rounds to a float midpoint as a double, so
+     * (float)strtod ties to even; the decimal is below the midpoint. */
+    assert_true(double_rounding >= 3);
+
+    rng_seed(31337);
+    char number[96];
+    int disagreements = 0;
+    for (int iter = 0; iter < 300000; iter++) {
+        switch (iter % 6) {
+        case 0: random_number_text(number); break;
+        case 1: {
+            /* A random float32 (any exponent) in %.9g, %.8g or %.17g. */
+            uint32_t bits = (uint32_t)rng_next();
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            if (!isfinite(f)) continue;
+            static const int digits[3] = {9, 8, 17};
+            snprintf(number, sizeof number, "%.*g", digits[rng_below(3)], (double)f);
+            break;
+        }
+        case 2: snprintf(number, sizeof number, "%.6f", (double)rng_next() / 1.8e19 - 0.5); break;
+        case 3: {
+            /* 19 significant digits next to the midpoint of two floats:
+             * mostly rounds to the midpoint as a double. */
+            uint32_t bits = (uint32_t)rng_next() & 0x7FFFFFFFu;
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            if (!isfinite(f) || f == FLT_MAX) continue;
+            double mid = ((double)f + (double)nextafterf(f, INFINITY)) / 2;
+            char digits[64];
+            snprintf(digits, sizeof digits, "%.18e", mid);
+            char *e = strchr(digits, 'e');
+            int last = e[-1] - '0' + (int)rng_below(3) - 1;
+            if (last < 0 || last > 9) continue;
+            e[-1] = (char)('0' + last);
+            snprintf(number, sizeof number, "%s%s", rng_below(2) ? "-" : "", digits);
+            break;
+        }
+        case 4: {
+            /* Float32 values widened to double, in [-1, 1), as numpy sends them. */
+            float f = (float)((double)rng_next() / 18446744073709551616.0 * 2.0 - 1.0);
+            snprintf(number, sizeof number, "%.17g", (double)f);
+            break;
+        }
+        default:
+            /* Short decimals with exponents around float32's range. */
+            snprintf(number, sizeof number, "%llue%d", (unsigned long long)(rng_next() % 100000000ull),
+                     (int)rng_below(100) - 55);
+            break;
+        }
+        disagreements += check_float_text(number);
+    }
+    /* Double rounding happens (the midpoint cases): the float path gave
+     * strtof's value every time, where (float)strtod would not have. */
+    print_message("float arrays: %d of 300000 random decimals round differently through a double\n",
+                  disagreements);
+    assert_true(disagreements > 0);
+}
+
+static void json_rejects_text_longer_than_the_limit(void **state) {
+    (void)state;
+    json_doc *d = (json_doc *)&d;
+    json_error err;
+    /* Never read: the length alone is refused. */
+    assert_int_equal(json_parse("{}", JSON_MAX_TEXT_BYTES + 1, &d, &err), -1);
+    assert_null(d);
+    assert_non_null(strstr(err.message, "JSON text longer than"));
+}
+
 static void json_write_string_escapes_minimally(void **state) {
     (void)state;
     buf b = BUF_INIT;
@@ -1456,6 +1743,11 @@ int main(void) {
         cmocka_unit_test(json_parses_large_object_and_long_strings),
         cmocka_unit_test(json_to_floats_checks_shape),
         cmocka_unit_test(json_to_floats_rounds_once),
+        cmocka_unit_test(json_parse_ex_reads_vectors_as_floats),
+        cmocka_unit_test(json_parse_ex_float_buffer_grows),
+        cmocka_unit_test(json_parse_ex_leaves_the_rest_to_the_tree),
+        cmocka_unit_test(json_float_arrays_round_like_strtof),
+        cmocka_unit_test(json_rejects_text_longer_than_the_limit),
         cmocka_unit_test(json_write_string_escapes_minimally),
         cmocka_unit_test(json_write_value_minifies),
         cmocka_unit_test(json_write_value_handles_hand_built_values),
