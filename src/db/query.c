@@ -22,6 +22,11 @@
  * makes the first smaller, so the fused top_k holds exactly the documents
  * it would with unbounded lists (a document seen in one list only may be
  * missing the other list's small share, under 1 / (k + D)).
+ *
+ * Filters reach storage as attrcol_filter_cb: rows of segments with typed
+ * attribute columns are answered from the columns (the filter is evaluated
+ * once per segment and query), every other row from its JSON; the answers
+ * are the same either way (storage/attrcol.h, docs/filter.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +34,7 @@
 
 #include "db/db_int.h"
 #include "filter/filter.h"
+#include "storage/attrcol.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -430,6 +436,8 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     json_doc *doc = NULL;
     float *qvec = NULL;
     filter_expr *filter = NULL;
+    attrcol_filter fstate;
+    bool fstate_live = false;
     st_hit *vhits = NULL, *thits = NULL;
     size_t nv = 0, nt = 0;
     st_record *recs = NULL;
@@ -460,16 +468,23 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
         if ((rc = db_read_vector(q.vector, c->dimension, c->metric, qvec, "query", err)) != 0)
             goto done;
     }
-    st_filter_fn fcb = filter ? filter_match_cb : NULL;
+    st_filter_fn fcb = NULL;
+    void *fctx = NULL;
+    if (filter) {
+        attrcol_filter_init(&fstate, filter, false);
+        fstate_live = true;
+        fcb = attrcol_filter_cb;
+        fctx = &fstate;
+    }
     bool hybrid = q.vector && q.text;
     size_t depth = hybrid ? hybrid_depth(&q) : q.top_k;
     if (q.vector) {
         st_search_opts so = {.exact = q.exact, .ef = q.ef > 0 ? (uint32_t)q.ef : 0};
-        rc = st_search_ex(st, qvec, depth, fcb, filter, q.include_vector, &so, &vhits, &nv, err);
+        rc = st_search_ex(st, qvec, depth, fcb, fctx, q.include_vector, &so, &vhits, &nv, err);
         if (rc) goto done;
     }
     if (q.text) {
-        rc = st_search_text(st, &treq.q, depth, fcb, filter, q.include_vector, &thits, &nt, err);
+        rc = st_search_text(st, &treq.q, depth, fcb, fctx, q.include_vector, &thits, &nt, err);
         if (rc) goto done;
     }
     buf_puts(&b, "{\"results\":[");
@@ -501,7 +516,7 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
         }
     } else {
         /* Filter-only (or empty) query: matching documents in id order. */
-        rc = st_scan(st, NULL, 0, q.top_k, q.include_vector, fcb, filter, &recs, &n, err);
+        rc = st_scan(st, NULL, 0, q.top_k, q.include_vector, fcb, fctx, &recs, &n, err);
         if (rc) goto done;
         for (size_t i = 0; i < n; i++) {
             write_result_open(&b, &recs[i], &first);
@@ -526,6 +541,7 @@ done:
     text_req_free(&treq);
     buf_free(&b);
     free(qvec);
+    if (fstate_live) attrcol_filter_done(&fstate);
     filter_free(filter);
     json_doc_free(doc);
     db_coll_end(c);
@@ -541,6 +557,11 @@ int db_delete_by_filter(db_coll *c, st_collection *st, const json_value *fv, siz
     int rc = filter_compile(fv, &filter, err);
     if (rc) return rc;
     *deleted = 0;
+    /* One filter state for every page: segments are told apart by
+     * seg_serial, so one that compaction replaces between pages is never
+     * answered from another's columns. */
+    attrcol_filter fstate;
+    attrcol_filter_init(&fstate, filter, false);
     /* Page through matches in id order, each page one atomic delete; the
      * cursor (the last id seen) guarantees progress. */
     char after[ST_MAX_ID_BYTES];
@@ -549,8 +570,8 @@ int db_delete_by_filter(db_coll *c, st_collection *st, const json_value *fv, siz
     for (;;) {
         st_record *recs = NULL;
         size_t n = 0;
-        rc = st_scan(st, first ? NULL : after, after_len, DB_DELETE_PAGE, false, filter_match_cb,
-                     filter, &recs, &n, err);
+        rc = st_scan(st, first ? NULL : after, after_len, DB_DELETE_PAGE, false, attrcol_filter_cb,
+                     &fstate, &recs, &n, err);
         first = false;
         if (rc || n == 0) {
             st_records_free(recs, n);
@@ -572,6 +593,7 @@ int db_delete_by_filter(db_coll *c, st_collection *st, const json_value *fv, siz
         *deleted += d;
         if (rc || n < DB_DELETE_PAGE) break;
     }
+    attrcol_filter_done(&fstate);
     filter_free(filter);
     return rc;
 }

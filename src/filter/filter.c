@@ -957,3 +957,363 @@ void filter_free(filter_expr *e) {
     arena_free(e->arena);
     free(e);
 }
+
+/* ---- evaluation from typed columns ------------------------------------ */
+
+/*
+ * filter_columns_eval answers a whole segment at once. Every node yields
+ * two row sets, yes (rows that certainly match) and may (rows that might:
+ * yes plus the undecided ones), with yes a subset of may:
+ *   leaf on a column  from the column: yes = the rows it decides true,
+ *                     may = yes + the rows it cannot decide
+ *   leaf on id        from the sorted ids: row ranges, exact
+ *   other leaves      yes = {}, may = every row
+ *   AND / OR          yes and may intersected / united over the kids
+ *   NOT               yes = all - kid.may, may = all - kid.yes
+ * This is three-valued logic (true, false, unknown), so a row in yes
+ * matches, a row outside may does not, and only the rows in between need
+ * filter_match on their JSON. A column leaf reuses the very comparisons
+ * of filter_match: each dictionary entry is turned into the json_value it
+ * stands for and tested with the leaf's predicate, and a row holds if one
+ * of its atoms does (a scalar is a row with one atom), which is match_leaf
+ * on a value reduced to atoms. What atoms cannot say, whether a whole array
+ * equals an array operand, is left undecided.
+ */
+
+/* Batch of rows handed to roaring_bitmap_add_many at once. */
+#define COLS_BATCH_ROWS 1024
+
+/* A column leaf is answered from the postings of its true entries when
+ * they list at most this fraction of the rows; beyond, one scan of the
+ * codes is cheaper than merging many lists. */
+#define COLS_POSTINGS_MAX_FRACTION 4
+
+int filter_num_cmp(bool a_is_int, int64_t a_i64, double a_num, bool b_is_int, int64_t b_i64,
+                   double b_num) {
+    return num_cmp(a_is_int, a_i64, a_num, b_is_int, b_i64, b_num);
+}
+
+/* roaring_bitmap_free, also of NULL (not a no-op in every CRoaring). */
+static void bm_free(roaring_bitmap_t *bm) {
+    if (bm != NULL) roaring_bitmap_free(bm);
+}
+
+typedef struct row_batch {
+    roaring_bitmap_t *bm;
+    uint32_t rows[COLS_BATCH_ROWS];
+    uint32_t n;
+} row_batch;
+
+static void batch_add(row_batch *b, uint32_t row) {
+    b->rows[b->n++] = row;
+    if (b->n == COLS_BATCH_ROWS) {
+        roaring_bitmap_add_many(b->bm, b->n, b->rows);
+        b->n = 0;
+    }
+}
+
+static void batch_flush(row_batch *b) {
+    if (b->n) roaring_bitmap_add_many(b->bm, b->n, b->rows);
+    b->n = 0;
+}
+
+/* Dictionary entry `code` as the JSON value it stands for. */
+static void atom_value(const filter_column *col, uint32_t code, json_value *v) {
+    memset(v, 0, sizeof *v);
+    switch (col->kind) {
+    case FILTER_ATOM_NUM:
+        v->type = JSON_NUMBER;
+        v->is_int = col->num_is_int[code] != 0;
+        v->i64 = col->num_i64[code];
+        v->num = v->is_int ? (double)v->i64 : col->num_f64[code];
+        break;
+    case FILTER_ATOM_STR:
+        v->type = JSON_STRING;
+        v->str = col->str_bytes + col->str_offsets[code];
+        v->len = (uint32_t)(col->str_offsets[code + 1] - col->str_offsets[code]);
+        break;
+    case FILTER_ATOM_BOOL:
+        v->type = code ? JSON_TRUE : JSON_FALSE;
+        break;
+    }
+}
+
+/* The leaf's test of one scalar value (an atom, alone or in an array):
+ * match_leaf without its array handling. */
+static bool atom_holds(const fnode *n, const json_value *v) {
+    switch (n->op) {
+    case LEAF_EXISTS: return true;
+    case LEAF_EQ:
+    case LEAF_CONTAINS: return value_eq(v, &n->val);
+    case LEAF_IN: return in_set_has(n->set, v);
+    case LEAF_PREFIX: return prefix_holds(v, &n->val);
+    case LEAF_GT:
+    case LEAF_GTE:
+    case LEAF_LT:
+    case LEAF_LTE: return order_holds(n->op, v, &n->val);
+    }
+    return false;
+}
+
+typedef struct cols_eval {
+    const filter_columns *cols;
+    const roaring_bitmap_t *all; /* rows 0..rows-1 */
+    tdb_error *err;
+} cols_eval;
+
+static int cols_oom(cols_eval *ce) {
+    return tdb_err(ce->err, TDB_ENOMEM, NULL, "out of memory evaluating a filter on columns");
+}
+
+/* A leaf on an attribute that has a column. */
+static int leaf_on_column(cols_eval *ce, const fnode *n, const filter_column *col,
+                          roaring_bitmap_t **yes, roaring_bitmap_t **may) {
+    const uint32_t rows = col->rows, dict = col->dict_count;
+    row_batch *yb = calloc(1, sizeof *yb), *ub = calloc(1, sizeof *ub);
+    bool *hit = calloc(dict ? dict : 1, sizeof *hit);
+    int rc = 0;
+    if (yb == NULL || ub == NULL || hit == NULL) goto oom;
+    yb->n = ub->n = 0;
+    yb->bm = roaring_bitmap_create();
+    ub->bm = roaring_bitmap_create();
+    if (yb->bm == NULL || ub->bm == NULL) goto oom;
+
+    /* A null row is answered by match_leaf on null itself. */
+    json_value nullv;
+    memset(&nullv, 0, sizeof nullv);
+    nullv.type = JSON_NULL;
+    const bool exists = n->op == LEAF_EXISTS;
+    const bool null_holds = match_leaf(n, &nullv);
+    /* Whole-array comparisons atoms cannot decide: an array operand of
+     * $eq / $contains, arrays or objects in an $in list. */
+    const bool whole = ((n->op == LEAF_EQ || n->op == LEAF_CONTAINS) && n->val.type == FV_ARRAY) ||
+                       (n->op == LEAF_IN && n->set->n_others > 0);
+    uint64_t posted = 0;
+    for (uint32_t c = 0; c < dict && !exists; c++) {
+        json_value v;
+        atom_value(col, c, &v);
+        hit[c] = atom_holds(n, &v);
+        if (hit[c] && col->post_offsets != NULL) posted += col->post_offsets[c + 1] - col->post_offsets[c];
+    }
+    bool by_postings = col->post_offsets != NULL && !exists && !null_holds && !whole &&
+                       n->op != LEAF_CONTAINS && posted <= rows / COLS_POSTINGS_MAX_FRACTION;
+    if (by_postings) {
+        /* Postings hold a row once per entry it has, scalar or element:
+         * exactly "some atom of the row holds". */
+        for (uint32_t c = 0; c < dict; c++)
+            if (hit[c] && col->post_offsets[c + 1] > col->post_offsets[c])
+                roaring_bitmap_add_many(yb->bm, col->post_offsets[c + 1] - col->post_offsets[c],
+                                        col->post_rows + col->post_offsets[c]);
+    } else {
+        for (uint32_t r = 0; r < rows; r++) {
+            switch ((filter_col_tag)col->tags[r]) {
+            case FILTER_TAG_MISSING: break;
+            case FILTER_TAG_NULL:
+                if (null_holds) batch_add(yb, r);
+                break;
+            case FILTER_TAG_SCALAR:
+                if (exists) {
+                    batch_add(yb, r);
+                } else if (n->op != LEAF_CONTAINS) {
+                    uint32_t code = col->codes[col->first[r]];
+                    if (code < dict && hit[code]) batch_add(yb, r);
+                }
+                break;
+            case FILTER_TAG_ARRAY: {
+                bool any = exists;
+                for (uint32_t i = col->first[r]; i < col->first[r + 1] && !any; i++)
+                    any = col->codes[i] < dict && hit[col->codes[i]];
+                if (any) batch_add(yb, r);
+                else if (whole) batch_add(ub, r);
+                break;
+            }
+            }
+        }
+        batch_flush(yb);
+        batch_flush(ub);
+    }
+    roaring_bitmap_or_inplace(ub->bm, yb->bm);
+    *yes = yb->bm;
+    *may = ub->bm;
+    goto done;
+oom:
+    if (yb != NULL) bm_free(yb->bm);
+    if (ub != NULL) bm_free(ub->bm);
+    rc = cols_oom(ce);
+done:
+    free(yb);
+    free(ub);
+    free(hit);
+    return rc;
+}
+
+/* Rows [lo, hi) into bm. */
+static void add_rows(roaring_bitmap_t *bm, uint32_t lo, uint32_t hi) {
+    if (lo < hi) roaring_bitmap_add_range_closed(bm, lo, hi - 1);
+}
+
+/* The first row past every id that starts with (p, len) into *end; false
+ * when out of memory (the caller then leaves the leaf undecided). */
+static bool prefix_end(const filter_columns *cols, const char *p, uint32_t len, uint32_t *end) {
+    while (len > 0 && (unsigned char)p[len - 1] == 0xFF) len--;
+    if (len == 0) {
+        *end = cols->rows;
+        return true;
+    }
+    /* The smallest string above every string with the prefix: the prefix
+     * without its trailing 0xFF bytes, last byte plus one. */
+    char small[256];
+    char *succ = len <= sizeof small ? small : malloc(len);
+    if (succ == NULL) return false;
+    memcpy(succ, p, len);
+    succ[len - 1] = (char)((unsigned char)succ[len - 1] + 1);
+    *end = cols->id_bound(cols->ctx, succ, len, false);
+    if (succ != small) free(succ);
+    return true;
+}
+
+/* A leaf on the id, exactly, from the sorted ids. Ids are strings, so
+ * only string operands can match (an integer operand was turned into its
+ * decimal string when compiled). */
+static int leaf_on_id(cols_eval *ce, const fnode *n, roaring_bitmap_t **yes,
+                      roaring_bitmap_t **may) {
+    const filter_columns *cols = ce->cols;
+    roaring_bitmap_t *bm = roaring_bitmap_create();
+    if (bm == NULL) return cols_oom(ce);
+    const fvalue *x = &n->val;
+    bool str = x->type == FV_STRING;
+    switch (n->op) {
+    case LEAF_EXISTS: add_rows(bm, 0, cols->rows); break;
+    case LEAF_EQ:
+        if (str)
+            add_rows(bm, cols->id_bound(cols->ctx, x->str, x->len, false),
+                     cols->id_bound(cols->ctx, x->str, x->len, true));
+        break;
+    case LEAF_IN:
+        for (uint32_t i = 0; i < n->set->n_strs; i++) {
+            const fvalue *s = &n->set->strs[i];
+            add_rows(bm, cols->id_bound(cols->ctx, s->str, s->len, false),
+                     cols->id_bound(cols->ctx, s->str, s->len, true));
+        }
+        break;
+    case LEAF_GT:
+        if (str) add_rows(bm, cols->id_bound(cols->ctx, x->str, x->len, true), cols->rows);
+        break;
+    case LEAF_GTE:
+        if (str) add_rows(bm, cols->id_bound(cols->ctx, x->str, x->len, false), cols->rows);
+        break;
+    case LEAF_LT:
+        if (str) add_rows(bm, 0, cols->id_bound(cols->ctx, x->str, x->len, false));
+        break;
+    case LEAF_LTE:
+        if (str) add_rows(bm, 0, cols->id_bound(cols->ctx, x->str, x->len, true));
+        break;
+    case LEAF_PREFIX: {
+        uint32_t end;
+        if (!prefix_end(cols, x->str, x->len, &end)) {
+            /* Undecided: nothing certain, every row possible. */
+            *may = roaring_bitmap_create();
+            if (*may == NULL) {
+                bm_free(bm);
+                return cols_oom(ce);
+            }
+            add_rows(*may, 0, cols->rows);
+            *yes = bm;
+            return 0;
+        }
+        add_rows(bm, cols->id_bound(cols->ctx, x->str, x->len, false), end);
+        break;
+    }
+    case LEAF_CONTAINS: break; /* an id is never an array */
+    }
+    *may = roaring_bitmap_copy(bm);
+    if (*may == NULL) {
+        bm_free(bm);
+        return cols_oom(ce);
+    }
+    *yes = bm;
+    return 0;
+}
+
+/* Recursion depth is bounded by FILTER_MAX_DEPTH (invariant 1). */
+static int eval_cols(cols_eval *ce, const fnode *n, roaring_bitmap_t **yes,
+                     roaring_bitmap_t **may) {
+    *yes = *may = NULL;
+    switch (n->kind) {
+    case FN_LEAF: {
+        filter_column col;
+        if (n->is_id && ce->cols->id_bound != NULL) return leaf_on_id(ce, n, yes, may);
+        if (!n->is_id && ce->cols->find(ce->cols->ctx, n->field, n->field_len, &col) &&
+            col.rows == ce->cols->rows)
+            return leaf_on_column(ce, n, &col, yes, may);
+        *yes = roaring_bitmap_create();
+        *may = roaring_bitmap_copy(ce->all);
+        break;
+    }
+    case FN_AND:
+    case FN_OR: {
+        bool is_and = n->kind == FN_AND;
+        *yes = is_and ? roaring_bitmap_copy(ce->all) : roaring_bitmap_create();
+        *may = is_and ? roaring_bitmap_copy(ce->all) : roaring_bitmap_create();
+        for (uint32_t i = 0; i < n->nkids && *yes != NULL && *may != NULL; i++) {
+            roaring_bitmap_t *ky, *km;
+            int rc = eval_cols(ce, &n->kids[i], &ky, &km);
+            if (rc) {
+                bm_free(*yes);
+                bm_free(*may);
+                *yes = *may = NULL;
+                return rc;
+            }
+            if (is_and) {
+                roaring_bitmap_and_inplace(*yes, ky);
+                roaring_bitmap_and_inplace(*may, km);
+            } else {
+                roaring_bitmap_or_inplace(*yes, ky);
+                roaring_bitmap_or_inplace(*may, km);
+            }
+            bm_free(ky);
+            bm_free(km);
+            /* Nothing can change an AND that is false everywhere. */
+            if (is_and && roaring_bitmap_is_empty(*may)) break;
+        }
+        break;
+    }
+    case FN_NOT: {
+        roaring_bitmap_t *ky, *km;
+        int rc = eval_cols(ce, &n->kids[0], &ky, &km);
+        if (rc) return rc;
+        *yes = roaring_bitmap_andnot(ce->all, km);
+        *may = roaring_bitmap_andnot(ce->all, ky);
+        bm_free(ky);
+        bm_free(km);
+        break;
+    }
+    }
+    if (*yes == NULL || *may == NULL) {
+        bm_free(*yes);
+        bm_free(*may);
+        *yes = *may = NULL;
+        return cols_oom(ce);
+    }
+    return 0;
+}
+
+int filter_columns_eval(const filter_expr *e, const filter_columns *cols,
+                        roaring_bitmap_t **matched, roaring_bitmap_t **undecided, tdb_error *err) {
+    *matched = *undecided = NULL;
+    roaring_bitmap_t *all = roaring_bitmap_create();
+    if (all == NULL)
+        return tdb_err(err, TDB_ENOMEM, NULL, "out of memory evaluating a filter on columns");
+    add_rows(all, 0, cols->rows);
+    cols_eval ce = {cols, all, err};
+    roaring_bitmap_t *yes, *may;
+    int rc = eval_cols(&ce, &e->root, &yes, &may);
+    bm_free(all);
+    if (rc) return rc;
+    roaring_bitmap_andnot_inplace(may, yes);
+    roaring_bitmap_run_optimize(yes);
+    roaring_bitmap_run_optimize(may);
+    *matched = yes;
+    *undecided = may;
+    return 0;
+}

@@ -184,4 +184,80 @@ int filter_selectivity_estimate(const filter_expr *e, const filter_rows *rows, u
 void filter_selectivity_from_bitmap(const roaring_bitmap_t *matches, uint64_t total_rows,
                                     filter_estimate *out);
 
+/* ---- typed attribute columns ----------------------------------------- */
+
+/* A segment may hold, for some top-level attributes, a typed column
+ * (storage/attrcol.h builds and validates them): each row's value reduced
+ * to a tag and a list of atoms, the atoms numbered by a per-segment
+ * dictionary, with the rows of every dictionary entry (postings).
+ * filter_columns_eval answers a filter for every row of such a segment
+ * from its columns (and its sorted ids), deciding each row as matching,
+ * not matching, or undecided; only undecided rows need their JSON. */
+
+/* A column's atoms are all of one kind. */
+typedef enum filter_atom_kind {
+    FILTER_ATOM_NUM = 0,  /* JSON numbers: (is_int, i64) or a double */
+    FILTER_ATOM_STR = 1,  /* JSON strings, as bytes */
+    FILTER_ATOM_BOOL = 2  /* false (code 0) and true (code 1) */
+} filter_atom_kind;
+
+/* What a row holds for the attribute. */
+typedef enum filter_col_tag {
+    FILTER_TAG_MISSING = 0, /* absent: no atoms */
+    FILTER_TAG_NULL = 1,    /* null: no atoms */
+    FILTER_TAG_SCALAR = 2,  /* one atom */
+    FILTER_TAG_ARRAY = 3    /* an array of any number of atoms (no nested
+                               arrays, objects or nulls inside) */
+} filter_col_tag;
+
+/* One column as the evaluator reads it (views into a mapping; nothing is
+ * owned). Row r's atoms are codes[first[r] .. first[r+1]), each a
+ * dictionary index. The evaluator needs no order in the dictionary: it
+ * tests every entry with the same comparisons as filter_match, then maps
+ * entries to rows, so a column gives exactly filter_match's answers as
+ * long as it describes the rows' JSON. Codes >= dict_count are ignored. */
+typedef struct filter_column {
+    filter_atom_kind kind;
+    uint32_t rows;
+    const uint8_t *tags;          /* rows entries (filter_col_tag) */
+    const uint32_t *first;        /* rows + 1 entries, non-decreasing */
+    const uint32_t *codes;        /* first[rows] entries */
+    uint32_t dict_count;
+    const int64_t *num_i64;       /* NUM: the value when num_is_int[c] */
+    const double *num_f64;        /* NUM: the value otherwise */
+    const uint8_t *num_is_int;
+    const uint64_t *str_offsets;  /* STR: entry c is str_bytes[off[c] .. off[c+1]) */
+    const char *str_bytes;
+    /* Postings (NULL when absent): the rows holding entry c, increasing,
+     * are post_rows[post_offsets[c] .. post_offsets[c+1]). */
+    const uint32_t *post_offsets;
+    const uint32_t *post_rows;
+} filter_column;
+
+/* The columns of one segment of `rows` rows. */
+typedef struct filter_columns {
+    uint32_t rows;
+    /* The column of attribute (name, len): true and *out filled, or false
+     * when the attribute has none (its leaves are then undecided). */
+    bool (*find)(const void *ctx, const char *name, uint32_t len, filter_column *out);
+    /* Optional (NULL: leaves on id are undecided): the segment's ids are
+     * sorted by byte order; returns the first row whose id is >= (strict:
+     * >) the given bytes. */
+    uint32_t (*id_bound)(const void *ctx, const char *id, uint32_t len, bool strict);
+    const void *ctx;
+} filter_columns;
+
+/* Evaluates e on every row 0..rows-1 from the columns: *matched gets the
+ * rows that certainly match, *undecided the rows the columns cannot decide
+ * (leaves on attributes without a column, whole-array comparisons); every
+ * other row certainly does not match. Both are new bitmaps the caller
+ * frees with roaring_bitmap_free. Returns 0 or TDB_ENOMEM (both NULL). */
+int filter_columns_eval(const filter_expr *e, const filter_columns *cols,
+                        roaring_bitmap_t **matched, roaring_bitmap_t **undecided, tdb_error *err);
+
+/* The filter language's order of numbers (exact between ints and floats):
+ * -1, 0 or 1. Writers of columns use it to merge equal numbers. */
+int filter_num_cmp(bool a_is_int, int64_t a_i64, double a_num, bool b_is_int, int64_t b_i64,
+                   double b_num);
+
 #endif

@@ -34,6 +34,10 @@
  *                   (only if dim > 0).
  *   kind 5 ATTRS    u64 offsets[rows + 1], then the JSON bytes (a row
  *                   without attributes has an empty range).
+ *   kind 6 ATTRCOLS typed attribute columns (attrcol.c has the layout),
+ *                   flagged optional; present when some attribute fits a
+ *                   column. Files without it (written before it existed)
+ *                   are read as before, their filters evaluated on JSON.
  *   kind >= 1000    extras of higher layers (seg_extra), always optional.
  *
  * Footer (at footer_offset, a multiple of 64):
@@ -84,12 +88,15 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/attrcol.h"
 #include "storage/storage.h"
 #include "util/buf.h"
 #include "util/crc32c.h"
@@ -135,6 +142,7 @@ enum {
     SEG_KIND_VECTORS = 3,
     SEG_KIND_NORMS = 4,
     SEG_KIND_ATTRS = 5,
+    SEG_KIND_ATTRCOLS = 6, /* optional: a reader that does not know it skips it */
 };
 
 /* Five known sections plus extras; a file listing more than this many is
@@ -172,6 +180,9 @@ struct segment {
     const char *attr_end;
     seg_section *sections;    /* every section of the table, file order */
     uint32_t n_sections;
+    attrcol *cols;            /* typed attribute columns, or NULL */
+    uint64_t serial;          /* seg_serial */
+    bool registered;          /* listed for seg_locate */
 };
 
 static const char *kind_name(uint32_t kind, char *tmp, size_t tmp_len) {
@@ -181,6 +192,7 @@ static const char *kind_name(uint32_t kind, char *tmp, size_t tmp_len) {
     case SEG_KIND_VECTORS: return "vectors";
     case SEG_KIND_NORMS: return "norms";
     case SEG_KIND_ATTRS: return "attrs";
+    case SEG_KIND_ATTRCOLS: return "attrcols";
     default:
         if (kind >= SEG_KIND_EXTRA_BASE) snprintf(tmp, tmp_len, "extra %u", kind);
         else snprintf(tmp, tmp_len, "unknown kind %u", kind);
@@ -292,9 +304,9 @@ static int check_input(const char *path, uint32_t dimension, tdb_metric metric,
     if ((unsigned)metric > TDB_METRIC_DOT)
         return tdb_err(err, TDB_EINVAL, NULL, "seg_write %s: unknown metric %d", path,
                        (int)metric);
-    if (n_extras > SEG_MAX_SECTIONS - SEG_KIND_ATTRS)
+    if (n_extras > SEG_MAX_SECTIONS - SEG_KIND_ATTRCOLS)
         return tdb_err(err, TDB_EINVAL, NULL, "seg_write %s: %zu extra sections, at most %u",
-                       path, n_extras, SEG_MAX_SECTIONS - SEG_KIND_ATTRS);
+                       path, n_extras, SEG_MAX_SECTIONS - SEG_KIND_ATTRCOLS);
     for (size_t i = 0; i < n; i++) {
         const seg_row *r = &rows[i];
         if ((r->id == NULL && r->id_len > 0) || (r->attrs == NULL && r->attrs_len > 0) ||
@@ -338,12 +350,18 @@ int seg_write(const char *path, uint32_t dimension, tdb_metric metric, const seg
     char *tmp = NULL, *dir = NULL;
     bool tmp_exists = false, renamed = false;
     const char *step = "allocating";
+    void *cols = NULL;
+    size_t cols_len = 0;
+
+    /* Typed columns of the attributes, from the rows' JSON. */
+    rc = attrcol_build(rows, n, &cols, &cols_len, err);
+    if (rc < 0) return rc;
 
     size_t path_len = strlen(path);
     tmp = malloc(path_len + sizeof ".tmp");
     dir = dir_of(path);
     w.buf = malloc(SEG_WRITE_BUF_BYTES);
-    entries = calloc(SEG_KIND_ATTRS + n_extras, sizeof *entries);
+    entries = calloc(SEG_KIND_ATTRCOLS + n_extras, sizeof *entries);
     if (tmp == NULL || dir == NULL || w.buf == NULL || entries == NULL) {
         rc = tdb_err(err, TDB_ENOMEM, NULL, "seg_write %s: out of memory", path);
         goto done;
@@ -398,6 +416,13 @@ int seg_write(const char *path, uint32_t dimension, tdb_metric metric, const seg
     w_section_begin(&w, e, SEG_KIND_ATTRS, 0);
     w_blob_section(&w, rows, n, false);
     w_section_end(&w, e);
+
+    if (cols_len > 0) {
+        e = &entries[n_entries++];
+        w_section_begin(&w, e, SEG_KIND_ATTRCOLS, SEG_FLAG_OPTIONAL);
+        w_put(&w, cols, cols_len);
+        w_section_end(&w, e);
+    }
 
     for (size_t i = 0; i < n_extras; i++) {
         e = &entries[n_entries++];
@@ -459,6 +484,7 @@ done:
     free(entries);
     free(tmp);
     free(dir);
+    free(cols);
     return rc;
 }
 
@@ -608,7 +634,7 @@ static int seg_validate(const char *path, uint32_t dimension, segment *s, tdb_er
         for (uint32_t j = 0; j < i; j++)
             if (s->sections[j].kind == kind)
                 return TDB_CORRUPT(err, path, ent_off, "section %s is listed twice", name);
-        bool known = kind >= SEG_KIND_IDS && kind <= SEG_KIND_ATTRS;
+        bool known = kind >= SEG_KIND_IDS && kind <= SEG_KIND_ATTRCOLS;
         if (!known && !(flags & SEG_FLAG_OPTIONAL))
             return TDB_CORRUPT(err, path, ent_off, "section %s is required but not known to "
                                "this build", name);
@@ -645,9 +671,139 @@ static int seg_validate(const char *path, uint32_t dimension, segment *s, tdb_er
     s->seqnos = seqnos->data;
     rc = check_blob_section(path, s, ids, true, &s->id_offsets, &s->id_bytes, &s->id_end, err);
     if (rc < 0) return rc;
-    return check_blob_section(path, s, attrs, false, &s->attr_offsets, &s->attr_bytes,
-                              &s->attr_end, err);
+    rc = check_blob_section(path, s, attrs, false, &s->attr_offsets, &s->attr_bytes,
+                            &s->attr_end, err);
+    if (rc < 0) return rc;
+    const seg_section *cols = find_section(s, SEG_KIND_ATTRCOLS);
+    if (cols != NULL) {
+        char why[160];
+        rc = attrcol_open(cols->data, cols->len, s->rows, &s->cols, why, sizeof why);
+        if (rc == TDB_ENOMEM)
+            return tdb_err(err, TDB_ENOMEM, NULL, "seg_open %s: out of memory", path);
+        if (rc < 0)
+            return TDB_CORRUPT(err, path, (uint64_t)(cols->data - base), "section attrcols: %s",
+                               why);
+    }
+    return 0;
 }
+
+/* ---- Locating a segment from an id pointer ------------------------------ */
+
+/* The open segments with columns, sorted by the address of their id bytes,
+ * so that a filter callback handed a row's id pointer can find the row's
+ * segment (seg_locate). Mappings never overlap, so neither do the ranges.
+ * registry_lock guards registry, registry_n and registry_cap. */
+typedef struct registry_entry {
+    uintptr_t lo, hi; /* [id_bytes, id_end) */
+    const segment *s;
+} registry_entry;
+
+static pthread_rwlock_t registry_lock = PTHREAD_RWLOCK_INITIALIZER;
+static registry_entry *registry;
+static size_t registry_n, registry_cap;
+static _Atomic uint64_t next_serial = 1;
+/* Bumped on every change of the registry (after it, under the lock): a
+ * caller that saw the same generation before and after knows no segment
+ * was listed or unlisted in between. */
+static _Atomic uint64_t registry_generation = 1;
+
+/* Without room the segment stays unlisted: its filters use the JSON. */
+static void registry_add(segment *s) {
+    if (s->cols == NULL || s->rows == 0) return;
+    registry_entry ent = {(uintptr_t)s->id_bytes, (uintptr_t)s->id_end, s};
+    pthread_rwlock_wrlock(&registry_lock);
+    if (registry_n == registry_cap) {
+        size_t cap = registry_cap ? registry_cap * 2 : 64;
+        registry_entry *g = realloc(registry, cap * sizeof *g);
+        if (g == NULL) {
+            pthread_rwlock_unlock(&registry_lock);
+            return;
+        }
+        registry = g;
+        registry_cap = cap;
+    }
+    size_t at = registry_n;
+    while (at > 0 && registry[at - 1].lo > ent.lo) {
+        registry[at] = registry[at - 1];
+        at--;
+    }
+    registry[at] = ent;
+    registry_n++;
+    atomic_fetch_add(&registry_generation, 1);
+    s->registered = true;
+    pthread_rwlock_unlock(&registry_lock);
+}
+
+static void registry_remove(segment *s) {
+    if (!s->registered) return;
+    pthread_rwlock_wrlock(&registry_lock);
+    for (size_t i = 0; i < registry_n; i++)
+        if (registry[i].s == s) {
+            memmove(&registry[i], &registry[i + 1], (registry_n - i - 1) * sizeof *registry);
+            registry_n--;
+            atomic_fetch_add(&registry_generation, 1);
+            break;
+        }
+    if (registry_n == 0) {
+        free(registry);
+        registry = NULL;
+        registry_cap = 0;
+    }
+    pthread_rwlock_unlock(&registry_lock);
+    s->registered = false;
+}
+
+const char *seg_id_blob(const segment *s, size_t *len) {
+    *len = (size_t)(s->id_end - s->id_bytes);
+    return s->id_bytes;
+}
+
+uint64_t seg_registry_generation(void) { return atomic_load(&registry_generation); }
+
+bool seg_row_of_id(const segment *s, const char *id, uint64_t hint, uint64_t *row) {
+    if (id < s->id_bytes || id >= s->id_end) return false;
+    uint64_t off = (uint64_t)(id - s->id_bytes);
+    /* Scans visit rows in order: try the hint first. */
+    uint64_t a;
+    if (hint < s->rows && load_u64(s->id_offsets + hint * 8) == off) {
+        a = hint;
+    } else {
+        /* The first row whose id starts at or after off. */
+        uint64_t b = s->rows;
+        a = 0;
+        while (a < b) {
+            uint64_t mid = a + (b - a) / 2;
+            if (load_u64(s->id_offsets + mid * 8) < off) a = mid + 1;
+            else b = mid;
+        }
+        if (a >= s->rows || load_u64(s->id_offsets + a * 8) != off) return false;
+    }
+    /* An empty id would share its offset with the next row, making the
+     * row ambiguous; tierdb never writes one, and such a row is refused. */
+    if (load_u64(s->id_offsets + a * 8 + 8) == off) return false;
+    *row = a;
+    return true;
+}
+
+const segment *seg_locate(const char *id, uint64_t *row) {
+    uintptr_t p = (uintptr_t)id;
+    const segment *found = NULL;
+    pthread_rwlock_rdlock(&registry_lock);
+    size_t lo = 0, hi = registry_n;
+    /* Invariant: entries < lo start at or below p, entries >= hi above it. */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (registry[mid].lo <= p) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo > 0 && p < registry[lo - 1].hi) found = registry[lo - 1].s;
+    pthread_rwlock_unlock(&registry_lock);
+    if (found == NULL || !seg_row_of_id(found, id, UINT64_MAX, row)) return NULL;
+    return found;
+}
+
+const struct attrcol *seg_attrcols(const segment *s) { return s->cols; }
+uint64_t seg_serial(const segment *s) { return s->serial; }
 
 int seg_open(const char *path, uint32_t dimension, segment **out, tdb_error *err) {
     *out = NULL;
@@ -668,12 +824,16 @@ int seg_open(const char *path, uint32_t dimension, segment **out, tdb_error *err
         seg_close(s);
         return rc;
     }
+    s->serial = atomic_fetch_add(&next_serial, 1);
+    registry_add(s);
     *out = s;
     return 0;
 }
 
 void seg_close(segment *s) {
     if (s == NULL) return;
+    registry_remove(s);
+    attrcol_free(s->cols);
     if (s->base != NULL) fio_munmap(s->base, s->file_len);
     free(s->sections);
     free(s);

@@ -11,7 +11,8 @@
  * its own CRC32C, and a trailer (footer offset, magic) at the very end.
  * Section kinds known now: ids (offsets + bytes), seqnos, vectors (rows x
  * dimension float32, 64-byte aligned), norms (float32 per row), attrs
- * (offsets + bytes). Later layers add kinds (graph, codes, postings,
+ * (offsets + bytes), and the optional attrcols (typed attribute columns,
+ * built by seg_write from the rows' JSON: storage/attrcol.h). Later layers add kinds (graph, codes, postings,
  * attribute columns) through seg_extra; a reader ignores kinds it does not
  * know only when they are marked optional.
  *
@@ -25,6 +26,7 @@
 #ifndef TDB_STORAGE_SEGMENT_H
 #define TDB_STORAGE_SEGMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +77,28 @@ uint64_t seg_lower_bound(const segment *s, const char *id, uint32_t len);
 uint64_t seg_upper_bound(const segment *s, const char *id, uint32_t len);
 /* An extra section by kind: 0 and data/len, or TDB_ENOTFOUND. */
 int seg_extra_get(const segment *s, uint32_t kind, const void **data, size_t *len);
+
+/* Typed attribute columns (section ATTRCOLS, storage/attrcol.h): NULL when
+ * the file has none (written before columns existed, or no attribute fits
+ * one). Lives until seg_close. */
+struct attrcol;
+const struct attrcol *seg_attrcols(const segment *s);
+/* A number no other segment opened by this process has had: tells apart a
+ * segment from one opened later at the same address. */
+uint64_t seg_serial(const segment *s);
+/* The open segment with columns whose id bytes hold `id` (a pointer that
+ * seg_id returned) and its row, or NULL when id points elsewhere (a
+ * memtable, a copy, a segment without columns). The caller must hold what
+ * keeps that segment open (a view of the collection). */
+const segment *seg_locate(const char *id, uint64_t *row);
+/* The row of s whose id bytes start at `id` (trying row `hint` first), or
+ * false when id does not point at the start of one of s's ids. */
+bool seg_row_of_id(const segment *s, const char *id, uint64_t hint, uint64_t *row);
+/* The bytes of every id, back to back (what seg_id points into). */
+const char *seg_id_blob(const segment *s, size_t *len);
+/* Changes whenever a segment with columns is opened or closed: a result of
+ * seg_locate cached under one generation stays right while it is current. */
+uint64_t seg_registry_generation(void);
 
 /* Id order used everywhere: memcmp over the common prefix, then shorter
  * first (the byte order of UTF-8 ids). */

@@ -346,6 +346,7 @@ static const char *t_kind_name(uint32_t kind, char *tmp, size_t len) {
     case 3: return "section vectors";
     case 4: return "section norms";
     case 5: return "section attrs";
+    case 6: return "section attrcols";
     default: snprintf(tmp, len, "section extra %u", kind); return tmp;
     }
 }
@@ -369,7 +370,7 @@ static void seg_flipped_byte_in_each_section_is_corrupt(void **state) {
     t_entry e[16];
     uint64_t fo;
     uint32_t n = parse_table(orig, len, e, 16, &fo);
-    assert_int_equal(n, 6); /* ids seqnos vectors norms attrs extra */
+    assert_int_equal(n, 7); /* ids seqnos vectors norms attrs attrcols extra */
     for (uint32_t i = 0; i < n; i++) {
         char tmp[48];
         assert_true(e[i].len > 0);
