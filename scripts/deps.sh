@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config clang
   libsqlite3-dev libmicrohttpd-dev libcurl4-openssl-dev
   libzstd-dev libsnappy-dev libroaring-dev libstemmer-dev libutf8proc-dev
-  libcmocka-dev libclang-rt-14-dev libssl-dev
+  libcmocka-dev libclang-rt-14-dev libssl-dev zlib1g-dev
   python3 python3-numpy python3-botocore python3-prometheus-client
   zstd unicode-data sqlite3 curl ca-certificates
 )

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <snappy-c.h>
 #include <string.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "snapshot/pq_format.h"
@@ -238,24 +239,19 @@ int pq_delta_decode(const uint8_t **pp, const uint8_t *end, uint64_t *out, size_
 
 /* ---- CRC-32 ----------------------------------------------------------- */
 
-static uint32_t g_crc_table[256];
-static int g_crc_ready; /* benign race: every thread computes the same table */
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        g_crc_table[i] = c;
-    }
-    __atomic_store_n(&g_crc_ready, 1, __ATOMIC_RELEASE);
-}
-
+/* Parquet's page CRC is the standard CRC-32 (zlib's polynomial): zlib's
+ * table-braided implementation runs several times faster than a byte loop,
+ * which mattered when a cold copy of 200 MB of floats is written. */
 uint32_t pq_crc32(const void *data, size_t len) {
-    if (!__atomic_load_n(&g_crc_ready, __ATOMIC_ACQUIRE)) crc_init();
-    const uint8_t *p = data;
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < len; i++) c = g_crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+    uLong c = crc32(0L, Z_NULL, 0);
+    const Bytef *p = data;
+    while (len > 0) { /* zlib takes uInt lengths */
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        c = crc32(c, p, n);
+        p += n;
+        len -= n;
+    }
+    return (uint32_t)c;
 }
 
 /* ---- codecs ----------------------------------------------------------- */

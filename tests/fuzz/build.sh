@@ -41,6 +41,9 @@ INC="-I$ROOT/include -I$ROOT/src"
 # Layers below the HTTP server, lowest first (DESIGN.md); missing or empty
 # layers are skipped. The server and the CLI have main-level code of their own.
 LAYERS="util vec text filter storage objstore snapshot tier db"
+# Single sources of the layers above that a target needs (their layer's
+# other files have main-level code): the config file parser.
+EXTRA_SOURCES="cli/config.c"
 
 # The newest header decides whether every object is stale (cheap and safe).
 newest_header=$(find "$ROOT/include" "$ROOT/src" -name '*.h' -printf '%T@\n' | sort -n | tail -1)
@@ -77,6 +80,14 @@ for layer in $LAYERS; do
   done
 done
 
+for rel in $EXTRA_SOURCES; do
+  src=$ROOT/src/$rel
+  [ -e "$src" ] || continue
+  obj=$OUT/obj/$(dirname "$rel")_$(basename "${src%.c}").o
+  printf '%s %s\n' "$src" "$obj" >>"$jobs_file"
+  objs+=("$obj")
+done
+
 echo "build.sh: compiling ${#objs[@]} library sources into $OUT/obj" >&2
 if ! xargs -P "$JOBS" -L 1 bash -c 'compile_one "$@"' _ <"$jobs_file"; then
   echo "build.sh: a library source failed to compile" >&2
@@ -88,7 +99,7 @@ ar rcs "$OUT/libtdb_fuzz.a" "${objs[@]}"
 # External libraries, as CMakeLists.txt links them per layer; the archive
 # pulls in only the objects a target needs, so unused ones cost nothing.
 LIBS="-lsqlite3 -lroaring -lstemmer -lm -lpthread"
-for pc in libcurl libzstd libutf8proc; do
+for pc in libcurl libcrypto libzstd zlib libutf8proc; do
   if pkg-config --exists "$pc" 2>/dev/null; then LIBS="$LIBS $(pkg-config --libs "$pc")"; fi
 done
 for lib in snappy; do
