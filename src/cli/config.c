@@ -820,20 +820,38 @@ void cli_settings_print(const cli_settings *s, FILE *out) {
     fprintf(out, "# tierdb %s serve: effective settings (defaults < config file < TIERDB_* environment < flags).\n"
                  "# A config file in the format --config reads; secrets are masked (as comments).\n",
             TDB_VERSION_STRING);
+    /* Room for the longest string setting with every byte escaped (\u00XX:
+     * 6 bytes each), so no value is ever cut short: the output must read
+     * back to the same settings. */
+    size_t longest = 0;
+    const char *const strings[] = {s->data_dir, s->listen, s->api_key, s->readonly_api_key, s->object_store,
+                                   s->s3_endpoint};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        if (strings[i] != NULL && strlen(strings[i]) > longest) longest = strlen(strings[i]);
+    size_t value_cap = 6 * longest + 64, line_cap = value_cap + 128;
+    char *value = malloc(value_cap), *line = malloc(line_cap);
+    if (value == NULL || line == NULL) {
+        fprintf(out, "# (out of memory: settings not shown)\n");
+        free(value);
+        free(line);
+        return;
+    }
     for (size_t k = 0; k < sizeof print_sections / sizeof print_sections[0]; k++) {
         fprintf(out, "\n[%s]\n", print_sections[k]);
         for (size_t i = 0; i < SETTING_COUNT; i++) {
             const setting *st = &settings[i];
             if (strcmp(st->section, print_sections[k]) != 0) continue;
-            char value[1200], from[300], line[1400];
+            char from[300];
             source_text(s, i, from, sizeof from);
-            bool set = st->show(s, value, sizeof value);
-            if (!set) snprintf(line, sizeof line, "# %s unset (%s)", st->key, st->unset ? st->unset : "none");
-            else if (st->secret) snprintf(line, sizeof line, "# %s = (set, masked)", st->key);
-            else snprintf(line, sizeof line, "%s = %s", st->key, value);
+            bool set = st->show(s, value, value_cap);
+            if (!set) snprintf(line, line_cap, "# %s unset (%s)", st->key, st->unset ? st->unset : "none");
+            else if (st->secret) snprintf(line, line_cap, "# %s = (set, masked)", st->key);
+            else snprintf(line, line_cap, "%s = %s", st->key, value);
             fprintf(out, "%-44s # %s\n", line, from);
         }
     }
+    free(value);
+    free(line);
     if (s->test_clock) fprintf(out, "\n# --test-clock: on (time moves only by POST /v1/debug/clock)\n");
     /* Read by the S3 backend itself, never from the config file. */
     const char *region = getenv("AWS_REGION");

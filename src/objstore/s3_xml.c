@@ -11,7 +11,8 @@
  *   (1) no read past xml + len: every scan is bounded by `end`.
  *   (2) path[0..path_len) is the '/'-joined names of the open elements;
  *       depth <= S3_XML_MAX_DEPTH and path_len < S3_XML_MAX_PATH.
- *   (3) text_len <= S3_XML_MAX_TEXT, text NUL-terminated when reported.
+ *   (3) text_len <= S3_XML_MAX_TEXT, text NUL-terminated when reported
+ *       and free of other NULs (a document holding a NUL byte is refused).
  */
 #include "objstore/s3_xml.h"
 
@@ -129,6 +130,9 @@ int s3_xml_walk(const char *xml, size_t len, s3_xml_fn fn, void *ctx) {
     s->depth = 0;
     s->text_len = 0;
     bool seen_root = false;
+    /* XML has no U+0000 (not even as &#0;); one in a reply would cut the
+     * text a callback reads as a C string (an UploadId, a key). */
+    if (memchr(xml, '\0', len) != NULL) return S3_XML_MALFORMED;
     const char *p = xml, *end = xml + len;
     while (p < end) {
         if (*p != '<') {

@@ -8,7 +8,8 @@
  * namespace prefixes dropped, entities decoded) and the end of every
  * element (text NULL). It is not a general XML parser: no DTDs (a
  * <!DOCTYPE is refused, so no entity expansion), no attributes reported
- * (they are skipped), and everything is bounded (S3_XML_MAX_DEPTH,
+ * (they are skipped), no NUL byte anywhere (XML has none; text is
+ * handed out as C strings), and everything is bounded (S3_XML_MAX_DEPTH,
  * S3_XML_MAX_PATH, S3_XML_MAX_TEXT), since replies are network input.
  */
 #ifndef TDB_OBJSTORE_S3_XML_H

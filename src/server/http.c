@@ -12,8 +12,25 @@
  * its thread; with a thread per connection a slow request holds only its
  * own connection, and concurrent writers reach the WAL together, which is
  * what lets group commit share one fsync among them. The cost, one thread
- * per open connection, is bounded by SERVER_MAX_CONNECTIONS, and idle
+ * per open connection, is bounded by the connection limit, and idle
  * connections are closed after SERVER_IDLE_TIMEOUT_S.
+ *
+ * Hostile clients (docs/fuzzing.md "Hostile requests"):
+ *   - Idle connections (a slowloris): an idle thread costs a stack mapping
+ *     and a few KiB of RSS, so the limit is high (SERVER_MAX_CONNECTIONS,
+ *     lowered to what RLIMIT_NOFILE leaves after SERVER_RESERVED_FDS for
+ *     the database's files; the soft fd limit is first raised to the hard
+ *     one). A thousand idle connections leave room for everyone else, and
+ *     each is closed after SERVER_IDLE_TIMEOUT_S without a byte.
+ *   - Memory: request bodies being collected and replies waiting to be
+ *     sent are counted against one budget (srv_budget_bytes: 16 x the body
+ *     limit); handlers running at once are capped (SERVER_MAX_RUNNING).
+ *     A request that arrives while either is exhausted is answered
+ *     503 overloaded with Retry-After: 1 before its body is read (one
+ *     request is always admitted when nothing is held, so a body of the
+ *     full limit still fits). /health and /metrics are exempt. So many
+ *     concurrent large queries, or clients that do not read their
+ *     answers, make others wait and retry rather than grow the process.
  *
  * A request's life in libmicrohttpd's access-handler protocol:
  *   1. uri_logger: the raw request-target arrives; the context is made.
@@ -37,9 +54,11 @@
  */
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,15 +67,51 @@
 #include "util/error.h"
 #include "util/log.h"
 
-/* Open connections at once: each holds a thread; beyond this libmicrohttpd
- * refuses new ones until some close. */
-#define SERVER_MAX_CONNECTIONS 1024
+/* Open connections at once: each holds a thread (mostly an untouched stack
+ * mapping while idle); beyond this libmicrohttpd refuses new ones until
+ * some close. Lowered when file descriptors are scarcer (see above). */
+#define SERVER_MAX_CONNECTIONS 4096
+/* File descriptors kept for the database (WAL, segments, object store
+ * connections) when sizing the connection limit from RLIMIT_NOFILE. */
+#define SERVER_RESERVED_FDS 512
+/* Handlers running at once (a query, an upsert...); more get 503. High
+ * enough for many writers waiting together on one group-commit fsync. */
+#define SERVER_MAX_RUNNING 256
+/* Budget of held request bodies and unsent replies: this many times the
+ * body limit (1 GiB with the default 64 MiB; a body's buffer may take up
+ * to twice its size, so a few bodies of the full limit still fit). */
+#define SERVER_BUDGET_BODIES 16
 /* A kept-alive connection idle this long is closed, freeing its thread. */
 #define SERVER_IDLE_TIMEOUT_S 120
 /* Per-connection memory for the request line and headers. Ids of 512
  * bytes percent-encoded take up to 1.5 KB of URL; 64 KiB leaves room for
  * long header sets. */
 #define SERVER_CONNECTION_MEMORY_BYTES (64u << 10)
+
+/* Bytes held by request bodies and unsent replies, and handlers running:
+ * process-wide, like the memory they stand for. */
+static _Atomic int64_t held_bytes;
+static _Atomic int running_handlers;
+
+static uint64_t srv_budget_bytes(const server *srv) { return srv->max_body_bytes * SERVER_BUDGET_BODIES; }
+
+static void held_add(int64_t delta) {
+    if (delta != 0) atomic_fetch_add(&held_bytes, delta);
+}
+
+/* buf_reserve on the body (room for `extra` more bytes), keeping
+ * held_bytes in step with its capacity. */
+static bool body_reserve(server_request *req, size_t extra) {
+    size_t before = req->body.cap;
+    bool ok = buf_reserve(&req->body, extra);
+    held_add((int64_t)req->body.cap - (int64_t)before);
+    return ok;
+}
+
+static void body_release(server_request *req) {
+    held_add(-(int64_t)req->body.cap);
+    buf_free(&req->body);
+}
 
 static server_request *request_new(server *srv, const char *uri) {
     server_request *req = calloc(1, sizeof *req);
@@ -76,7 +131,7 @@ static void request_free(server_request *req) {
     routes_stream_abandon(req); /* first: its log line names the collection segment */
     free(req->uri);
     for (size_t i = 0; i < req->segment_count; i++) free(req->segments[i]);
-    buf_free(&req->body);
+    body_release(req);
     reply_free(&req->early);
     free(req);
 }
@@ -118,12 +173,39 @@ static void in_flight_add(server *srv, int delta) {
     pthread_mutex_unlock(&srv->idle_lock);
 }
 
+/* A reply body handed to libmicrohttpd, counted in held_bytes until it
+ * has been sent and libmicrohttpd frees it. */
+typedef struct held_reply {
+    char *body;
+    size_t bytes;
+} held_reply;
+
+static void held_reply_free(void *cls) {
+    held_reply *h = cls;
+    held_add(-(int64_t)h->bytes);
+    free(h->body);
+    free(h);
+}
+
 static enum MHD_Result queue_reply(server_request *req, server_reply *rep) {
     req->replied = true;
     req->status = rep->status;
     req->bytes_out = rep->len;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body ? rep->body : (char *)"", rep->body ? free : NULL);
+    struct MHD_Response *resp;
+    held_reply *h = rep->body ? malloc(sizeof *h) : NULL;
+    if (h != NULL) {
+        h->body = rep->body;
+        h->bytes = rep->len;
+        held_add((int64_t)h->bytes);
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(rep->len, rep->body, held_reply_free, h);
+        if (resp == NULL) {
+            held_add(-(int64_t)h->bytes);
+            free(h);
+        }
+    } else {
+        resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body ? rep->body : (char *)"",
+                                                                  rep->body ? free : NULL);
+    }
     if (resp == NULL) {
         reply_free(rep);
         return MHD_NO; /* drops the connection: nothing better can be done without memory */
@@ -152,10 +234,46 @@ static void body_take(server_request *req, const char *data, size_t len) {
     if (req->body_too_big) return;
     if (req->body_bytes > req->srv->max_body_bytes) {
         req->body_too_big = true;
-        buf_free(&req->body);
+        body_release(req);
         return;
     }
+    if (!body_reserve(req, len)) return; /* buf_failed: answered 503 at the end */
     buf_append(&req->body, data, len);
+}
+
+/* /health and /metrics answer whatever the load: they are how an operator
+ * sees it. */
+static bool exempt_from_budget(const server_request *req) {
+    const char *pattern = routes_pattern(req);
+    return pattern != NULL && (strcmp(pattern, "/health") == 0 || strcmp(pattern, "/metrics") == 0);
+}
+
+/* Admission of a request whose body (`body_len` bytes announced, 0 when
+ * unknown) is about to be collected: 0, or 503 overloaded in rep. */
+static int admit(server_request *req, unsigned long long body_len, server_reply *rep) {
+    if (exempt_from_budget(req)) return 0;
+    uint64_t budget = srv_budget_bytes(req->srv);
+    int64_t held = atomic_load(&held_bytes);
+    if (atomic_load(&running_handlers) >= SERVER_MAX_RUNNING ||
+        (held > 0 && (uint64_t)held + body_len > budget)) {
+        reply_error(rep, 503, "overloaded",
+                    "the server is busy (%d requests running, %lld bytes of bodies and answers held, budget "
+                    "%llu); retry later",
+                    atomic_load(&running_handlers), (long long)held, (unsigned long long)budget);
+        rep->retry_after = true;
+        return -1;
+    }
+    return 0;
+}
+
+static void run_begin(struct MHD_Connection *conn) {
+    atomic_fetch_add(&running_handlers, 1);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
+
+static void run_end(struct MHD_Connection *conn) {
+    atomic_fetch_sub(&running_handlers, 1);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)SERVER_IDLE_TIMEOUT_S);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -181,6 +299,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         bool body_coming = (cl != NULL && strtoull(cl, NULL, 10) > 0) ||
                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
         int refused = routes_prepare(req, &rep);
+        if (refused == 0 && !req->streaming)
+            refused = admit(req, cl != NULL ? strtoull(cl, NULL, 10) : 0, &rep);
         if (refused == 0 && req->streaming) refused = routes_stream_begin(req, &rep);
         if (refused != 0) {
             if (body_coming) {
@@ -199,7 +319,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Size the buffer once: doubling growth would need twice the
              * memory of a big body. routes_prepare bounded the value. */
             unsigned long long n = strtoull(cl, NULL, 10);
-            if (n > 0 && !buf_reserve(&req->body, (size_t)n + 1)) {
+            if (n > 0 && !body_reserve(req, (size_t)n + 1)) {
                 server_reply oom = {0};
                 reply_error(&oom, 503, "out_of_memory", "no memory for a body of %llu bytes; retry later", n);
                 oom.close = true;
@@ -238,9 +358,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_error(&rep, 503, "out_of_memory", "no memory for the request body; retry later");
         return queue_reply(req, &rep);
     }
-    busy_begin(conn);
+    run_begin(conn);
     routes_run(req, &rep);
-    busy_end(conn);
+    run_end(conn);
+    /* The body is no longer needed; the reply is counted instead. */
+    body_release(req);
     return queue_reply(req, &rep);
 }
 
@@ -274,6 +396,28 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
     log_msg(LOG_DEBUG, "http: %s", line);
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard one (the common soft default
+ * of 1024 would otherwise be used up by idle connections, and the database
+ * could no longer open its files), then sizes the connection limit to
+ * leave SERVER_RESERVED_FDS for the database. */
+static unsigned int connection_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return SERVER_MAX_CONNECTIONS;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+    }
+    rlim_t fds = rl.rlim_cur;
+    unsigned int limit = SERVER_MAX_CONNECTIONS;
+    if (fds != RLIM_INFINITY && fds < (rlim_t)SERVER_MAX_CONNECTIONS + SERVER_RESERVED_FDS)
+        limit = fds > (rlim_t)2 * SERVER_RESERVED_FDS ? (unsigned int)(fds - SERVER_RESERVED_FDS) : (unsigned int)(fds / 2);
+    if (limit < SERVER_MAX_CONNECTIONS)
+        log_msg(LOG_WARN, "http: the file descriptor limit (%llu) allows %u connections at once, not %u; raise "
+                          "`ulimit -n` for more",
+                (unsigned long long)fds, limit, (unsigned)SERVER_MAX_CONNECTIONS);
+    return limit;
 }
 
 int server_start(const server_config *cfg, server **out, tdb_error *err) {
@@ -315,6 +459,7 @@ int server_start(const server_config *cfg, server **out, tdb_error *err) {
                      gai_strerror(gai));
         goto done;
     }
+    unsigned int max_connections = connection_limit();
     unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                          MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -324,7 +469,7 @@ int server_start(const server_config *cfg, server **out, tdb_error *err) {
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SERVER_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SERVER_IDLE_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONNECTION_MEMORY_BYTES,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,

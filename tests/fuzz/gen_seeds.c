@@ -1,9 +1,10 @@
 /*
  * gen_seeds.c: writes the seed corpora of tests/fuzz/ (run once, outputs
  * committed): binary seeds are real files made by tierdb's own writers
- * (wal_append, seg_write, manifest_store, batch_encode_*), so the fuzzers
- * start from inputs that pass every check; text seeds are request bodies
- * and filters from the API contract.
+ * (wal_append, seg_write, manifest_store, batch_encode_*, pq_writer_*), so
+ * the fuzzers start from inputs that pass every check; text seeds are
+ * request bodies and filters from the API contract, S3 replies as S3
+ * documents them, and config files.
  *
  *   gen_seeds CORPUS_DIR     (tests/fuzz/corpus)
  *
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
+#include "snapshot/parquet.h"
 #include "storage/batch.h"
 #include "storage/manifest.h"
 #include "storage/segment.h"
@@ -230,6 +232,219 @@ static void gen_manifest(void) {
     fio_rmtree(dir);
 }
 
+/* ---- Parquet snapshots ---------------------------------------------- */
+
+static const pq_attr_def pq_attrs[] = {
+    {"title", PQ_ATTR_STRING}, {"year", PQ_ATTR_INT},          {"price", PQ_ATTR_FLOAT},
+    {"ok", PQ_ATTR_BOOL},      {"tags", PQ_ATTR_STRING_ARRAY}, {"nums", PQ_ATTR_INT_ARRAY},
+};
+
+/* Rows with every attribute type, nulls, empty lists and repeated
+ * strings (so string chunks get a dictionary). */
+static const char *const pq_docs[] = {
+    "{\"title\":\"red shoes\",\"year\":2024,\"price\":9.5,\"ok\":true,\"tags\":[\"sale\",\"new\"],"
+    "\"nums\":[1,-2,3]}",
+    "{\"title\":\"red shoes\",\"year\":-1,\"ok\":false,\"tags\":[],\"nums\":[]}",
+    "{}",
+    "{\"title\":\"h\\u00e9llo \\u65e5\\u672c\",\"price\":-0.0,\"tags\":[\"sale\"],\"nums\":[9007199254740993],"
+    "\"extra\":{\"a\":[1,null]}}",
+    "{\"title\":\"red shoes\",\"year\":\"not an int\",\"price\":1e308,\"ok\":null,\"tags\":[\"new\"]}",
+};
+
+static void write_pq(const char *name, uint32_t dimension, const pq_attr_def *attrs, size_t nattrs,
+                     const pq_writer_options *o) {
+    char dir[600], path[700];
+    fuzz_fresh_dir(dir, sizeof dir, "genpq");
+    snprintf(path, sizeof path, "%s/s.parquet", dir);
+    pq_schema sc = {.dimension = dimension, .collection = "docs", .metric = dimension ? "cosine" : NULL,
+                    .config_json = "{\"name\":\"docs\"}", .attr_count = nattrs, .attrs = attrs};
+    pq_writer *w = NULL;
+    tdb_error err;
+    int rc = pq_writer_open(path, &sc, o, &w, &err);
+    if (rc) die_rc("pq_writer_open", rc, &err);
+    for (size_t i = 0; i < sizeof pq_docs / sizeof *pq_docs; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "doc-%zu", i);
+        float v[3] = {(float)i, 0.5f, -1.0f - (float)i};
+        pq_bytes attrs_json = {pq_docs[i], strlen(pq_docs[i])};
+        rc = pq_writer_add_doc(w, (pq_bytes){id, strlen(id)}, dimension ? v : NULL, dimension, attrs_json,
+                               NULL, &err);
+        if (rc) die_rc("pq_writer_add_doc", rc, &err);
+    }
+    if ((rc = pq_writer_close(w, NULL, &err)) != 0) die_rc("pq_writer_close", rc, &err);
+    buf b = BUF_INIT;
+    read_file(path, &b);
+    seed("fuzz_parquet", name, b.data, b.len);
+    buf_free(&b);
+    fio_rmtree(dir);
+}
+
+static void gen_parquet(void) {
+    pq_writer_options o;
+    pq_writer_options_default(&o);
+    o.fsync = false;
+    /* Uncompressed, no page CRCs: mutations reach the decoders. Two row
+     * groups, several pages per chunk. */
+    o.codec = PQ_CODEC_NONE;
+    o.page_checksums = false;
+    o.row_group_max_rows = 3;
+    o.page_max_bytes = 64;
+    write_pq("plain-v1", 3, pq_attrs, 6, &o);
+    o.data_page_v2 = true;
+    write_pq("plain-v2", 3, pq_attrs, 6, &o);
+    o.data_page_v2 = false;
+    o.dictionary = false;
+    o.page_max_bytes = 1 << 20;
+    o.row_group_max_rows = 65536;
+    write_pq("plain-nodict", 3, pq_attrs, 6, &o);
+    write_pq("text-only", 0, pq_attrs, 1, &o);
+    write_pq("no-attrs", 2, NULL, 0, &o);
+    /* As snapshots are written: checksums, compression. */
+    pq_writer_options_default(&o);
+    o.fsync = false;
+    write_pq("zstd-crc", 3, pq_attrs, 6, &o);
+    o.codec = PQ_CODEC_SNAPPY;
+    o.data_page_v2 = true;
+    write_pq("snappy-v2-crc", 3, pq_attrs, 6, &o);
+}
+
+/* ---- S3 replies ----------------------------------------------------- */
+
+/* Byte 0 of fuzz_s3_xml: bits 0-3 the status index, bits 4-5 the prefix. */
+#define S3_200 0
+#define S3_400 1
+#define S3_403 2
+#define S3_404 3
+#define S3_500 4
+#define S3_503 5
+#define S3_301 6
+#define S3_PREFIX_P (1 << 4)
+#define S3_PREFIX_TIERDB (2 << 4)
+
+static const char s3_headers[] =
+    "HTTP/1.1 200 OK\r\nx-amz-request-id: 4442587FB7D0A2F9\r\nContent-Type: application/xml\r\n"
+    "Content-Length: 512\r\nETag: \"9b2cf535f27731c974343645a3985328\"\r\n"
+    "x-amz-meta-crc32c: 1f2e3d4c\r\n\r\n";
+
+static const char s3_list[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n"
+    "  <Name>bucket</Name>\n  <Prefix>tierdb/data/</Prefix>\n  <KeyCount>3</KeyCount>\n"
+    "  <MaxKeys>1000</MaxKeys>\n  <IsTruncated>true</IsTruncated>\n"
+    "  <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>\n"
+    "  <Contents>\n    <Key>tierdb/data/docs/seg-000001.parquet</Key>\n"
+    "    <LastModified>2026-01-01T12:00:00.000Z</LastModified>\n"
+    "    <ETag>&quot;599bab3ed2c697f1d26842727561fd94&quot;</ETag>\n    <Size>857</Size>\n"
+    "    <StorageClass>STANDARD</StorageClass>\n  </Contents>\n"
+    "  <Contents><Key>tierdb/data/docs/a&amp;b &lt;&#x65E5;&#26412;&gt;</Key><Size>0</Size></Contents>\n"
+    "  <Contents><Key><![CDATA[tierdb/data/snap/x]]></Key><Size>18446744073709551615</Size>"
+    "<Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID>"
+    "<DisplayName>m</DisplayName></Owner></Contents>\n"
+    "  <CommonPrefixes><Prefix>tierdb/data/docs/</Prefix></CommonPrefixes>\n"
+    "  <!-- a comment -->\n"
+    "</ListBucketResult>\n";
+static const char s3_list_empty[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/"
+    "2006-03-01/\"><Name>bucket</Name><Prefix>p/</Prefix><KeyCount>0</KeyCount><MaxKeys>1</MaxKeys>"
+    "<IsTruncated>false</IsTruncated></ListBucketResult>";
+static const char s3_error[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>NoSuchKey</Code>\n"
+    "  <Message>The resource you requested does not exist</Message>\n"
+    "  <Resource>/bucket/tierdb/x</Resource>\n  <RequestId>4442587FB7D0A2F9</RequestId>\n</Error>";
+static const char s3_error_region[] =
+    "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; "
+    "expecting 'eu-west-1'</Message><Region>eu-west-1</Region><RequestId>A1</RequestId>"
+    "<HostId>Zm9v</HostId></Error>";
+static const char s3_error_slowdown[] =
+    "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+static const char s3_initiate[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult "
+    "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n  <Bucket>bucket</Bucket>\n"
+    "  <Key>tierdb/snapshots/docs/1.parquet</Key>\n"
+    "  <UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId>\n"
+    "</InitiateMultipartUploadResult>";
+static const char s3_complete[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult "
+    "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n"
+    "  <Location>http://bucket.s3.amazonaws.com/tierdb/snapshots/docs/1.parquet</Location>\n"
+    "  <Bucket>bucket</Bucket>\n  <Key>tierdb/snapshots/docs/1.parquet</Key>\n"
+    "  <ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>\n</CompleteMultipartUploadResult>";
+static const char s3_complete_error[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>InternalError</Code>"
+    "<Message>We encountered an internal error. Please try again.</Message>"
+    "<RequestId>656c76696e6727732072657175657374</RequestId>"
+    "<HostId>Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==</HostId></Error>";
+
+static void seed_s3(const char *name, uint8_t sel, bool headers, const char *body) {
+    buf b = BUF_INIT;
+    buf_put_u8(&b, sel);
+    if (headers) buf_puts(&b, s3_headers);
+    buf_puts(&b, body);
+    seed("fuzz_s3_xml", name, b.data, b.len);
+    buf_free(&b);
+}
+
+static void gen_s3(void) {
+    seed_s3("list", S3_200 | S3_PREFIX_TIERDB, true, s3_list);
+    seed_s3("list-noheaders", S3_200 | S3_PREFIX_P, false, s3_list);
+    seed_s3("list-empty", S3_200 | S3_PREFIX_P, false, s3_list_empty);
+    seed_s3("error-404", S3_404, true, s3_error);
+    seed_s3("error-region", S3_301 | S3_PREFIX_P, false, s3_error_region);
+    seed_s3("error-slowdown", S3_503, false, s3_error_slowdown);
+    seed_s3("initiate", S3_200, true, s3_initiate);
+    seed_s3("complete", S3_200, true, s3_complete);
+    seed_s3("complete-error", S3_200, false, s3_complete_error);
+    seed_s3("error-403-empty", S3_403, true, "");
+}
+
+/* ---- config files ---------------------------------------------------- */
+
+/* Every key of docs/configuration.md, in every value form the parser
+ * takes (basic and literal strings, escapes, sizes, durations, '_'). */
+static const char config_all[] =
+    "# tierdb serve --config: every setting\n"
+    "[server]\n"
+    "listen = \"127.0.0.1:7700\"          # HOST:PORT\n"
+    "api_key = \"s3cr\\u00e9t\\\"key\"\n"
+    "readonly_api_key = 'read-only'\n"
+    "max_body_bytes = \"64M\"\n"
+    "\n"
+    "[storage]\n"
+    "data = \"/var/lib/tierdb\"\n"
+    "fsync = 'always'\n"
+    "fsync_interval = \"100ms\"\n"
+    "object_store = \"file:///var/lib/tierdb/objects\"\n"
+    "memtable_max_docs = 100_000\n"
+    "memtable_max_bytes = 67108864\n"
+    "compaction_min_segments = 4\n"
+    "\n"
+    "[log]\n"
+    "level = \"debug\"\n"
+    "\n"
+    "[tiering]\n"
+    "hot_memory_budget = \"2G\"\n"
+    "hot_ttl = \"6h\"\n"
+    "warm_ttl = \"7d\"\n"
+    "access_window = \"1h\"\n"
+    "worker_interval = \"300s\"\n"
+    "promotion_threshold = 10\n"
+    "max_migrations_per_cycle = 16\n"
+    "\n"
+    "[s3]\n"
+    "endpoint = \"http://127.0.0.1:9000\"\n"
+    "path_style = true\n";
+static const char config_small[] =
+    "\xef\xbb\xbf[server]\r\n  listen = \"[::1]:0\"\r\n[ storage ]\r\nfsync='none'\r\n"
+    "object_store = \"s3://bucket/prefix\\tx\"\r\n[s3]\r\npath_style = false";
+static const char config_bad[] =
+    "[server]\nlisten = \"127.0.0.1:7700\"\nmax_body_bytes = 12.5\n";
+
+static void gen_config(void) {
+    seed("fuzz_config", "all-keys", config_all, sizeof config_all - 1);
+    seed("fuzz_config", "small-crlf", config_small, sizeof config_small - 1);
+    seed("fuzz_config", "bad-float", config_bad, sizeof config_bad - 1);
+}
+
 /* ---- text seeds ----------------------------------------------------- */
 
 static const char create_docs[] =
@@ -355,5 +570,8 @@ int main(int argc, char **argv) {
     gen_segment();
     gen_manifest();
     gen_text();
+    gen_parquet();
+    gen_s3();
+    gen_config();
     return 0;
 }
