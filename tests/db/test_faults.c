@@ -61,6 +61,7 @@
 #include "util/fileio.h"
 #include "util/json.h"
 #include "util/log.h"
+#include "fast_tmpdir.h"
 
 #define NIDS 96        /* ids d00..d95; writes pick among them */
 #define DIM 4
@@ -108,24 +109,10 @@ static uint64_t rnd(oracle *o) {
     return o->rng >> 33;
 }
 
-/* The loops run thousands of attempts, each with several fsyncs: on a
- * disk that is minutes, in memory under a second, and the faults are
- * injected above the file system anyway. So /dev/shm when it is there,
- * else TDB_TEST_TMP, else /tmp (TDB_FAULT_TMP overrides all). */
 static char *make_dir(void) {
-    const char *base = getenv("TDB_FAULT_TMP");
-    struct stat sb;
-    if (base == NULL && stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) &&
-        access("/dev/shm", W_OK) == 0)
-        base = "/dev/shm";
-    if (base == NULL) base = getenv("TDB_TEST_TMP");
-    if (base == NULL) base = "/tmp";
-    fio_mkdir_p(base);
-    char tmpl[512];
-    snprintf(tmpl, sizeof tmpl, "%s/faulttest-XXXXXX", base);
-    char *d = mkdtemp(tmpl);
+    char *d = fast_tmpdir("TDB_FAULT_TMP", "faulttest");
     assert_non_null(d);
-    return strdup(d);
+    return d;
 }
 
 /* Options of one loop's database. */

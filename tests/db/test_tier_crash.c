@@ -52,6 +52,7 @@
 #include "tierdb.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "fast_tmpdir.h"
 
 #define COLL "t"
 #define DIM 16
@@ -80,19 +81,9 @@ typedef struct fixture {
 /* ---- helpers ----------------------------------------------------------- */
 
 static char *make_root(void) {
-    const char *base = getenv("TDB_CRASH_TMP");
-    struct stat sb;
-    if (base == NULL && stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) &&
-        access("/dev/shm", W_OK) == 0)
-        base = "/dev/shm";
-    if (base == NULL) base = getenv("TDB_TEST_TMP");
-    if (base == NULL) base = "/tmp";
-    fio_mkdir_p(base);
-    char tmpl[512];
-    snprintf(tmpl, sizeof tmpl, "%s/tiercrash-XXXXXX", base);
-    char *d = mkdtemp(tmpl);
+    char *d = fast_tmpdir("TDB_CRASH_TMP", "tiercrash");
     assert_non_null(d);
-    return strdup(d);
+    return d;
 }
 
 static char *join(const char *a, const char *b) {
