@@ -444,14 +444,18 @@ def verify(server, oracle, stats, label, losses, snaps):
     return listed
 
 
-def soak(binary, tmp, seconds, seed=1, threads=3, kill_min=1.5, kill_max=6.0, log=print, keep_going=False):
+def soak(binary, tmp, seconds, seed=1, threads=3, kill_min=1.5, kill_max=6.0, log=print, keep_going=False,
+         timeline=None):
     """Runs the soak for about `seconds`; returns the report (a dict). tmp: a scratch directory.
-    It stops at the first loss unless keep_going (the oracle then takes what was found)."""
+    It stops at the first loss unless keep_going (the oracle then takes what was found).
+    timeline: an open file that gets one line per sample (seconds since start, cycle, RSS KiB,
+    open files), to follow one long-lived server over time."""
     rnd = random.Random(seed)
     env = {"TIERDB_MEMTABLE_MAX_DOCS": "64", "TIERDB_COMPACTION_MIN_SEGMENTS": "2"}
     server = T.Server(binary, tmp, name="soak", env=env, args=["--test-clock"])
     oracle, stats, losses, snaps = Oracle(), Stats(), [], {}
     samples = []   # per cycle: dict
+    trace = []     # every sample: (seconds since start, RSS KiB)
     t0 = time.time()
     try:
         server.start()
@@ -479,6 +483,9 @@ def soak(binary, tmp, seconds, seed=1, threads=3, kill_min=1.5, kill_max=6.0, lo
                     died = True
                     break
                 rss, fds, _ = proc_sample(server.proc.pid, server.data)
+                trace.append((time.time() - t0, rss or 0))
+                if timeline:
+                    timeline.write("%.2f %d %d %d\n" % (time.time() - t0, cycle, rss or 0, fds or 0))
                 peak["rss_kb"] = max(peak["rss_kb"], rss or 0)
                 peak["fds"] = max(peak["fds"], fds or 0)
                 time.sleep(0.25)
@@ -515,7 +522,18 @@ def soak(binary, tmp, seconds, seed=1, threads=3, kill_min=1.5, kill_max=6.0, lo
             server.kill()
     return {"cycles": cycle, "seconds": round(time.time() - t0, 1), "seed": seed, "threads": threads,
             "ops": dict(sorted(stats.ops.items())), "errors": stats.errors, "losses": losses,
-            "samples": samples, "log": server.logpath}
+            "samples": samples, "rss_by_minute": rss_by_minute(trace), "log": server.logpath}
+
+
+def rss_by_minute(trace):
+    """Mean RSS (MiB) over each whole minute of the run: {minute: MiB}, minute 1 = [0, 60 s)."""
+    sums = {}
+    for t, kb in trace:
+        if kb:
+            m = int(t // 60) + 1
+            n, total = sums.get(m, (0, 0))
+            sums[m] = (n + 1, total + kb)
+    return {m: round(total / n / 1024, 2) for m, (n, total) in sorted(sums.items())}
 
 
 def flatness(samples):
@@ -544,14 +562,24 @@ def main():
     ap.add_argument("--keep-going", action="store_true",
                     help="go on after a loss (the oracle takes what was found), to measure the whole run")
     ap.add_argument("--keep", action="store_true", help="keep the data directory and the server log")
+    ap.add_argument("--timeline", help="write every sample here: seconds, cycle, RSS KiB, open files "
+                    "(with --kill-min above the run's length, this follows one long-lived server)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tdb-soak-", dir=os.environ.get("TDB_TEST_TMP") or None)
     print("soak: %.1f minutes, seed %d, data in %s" % (a.minutes, a.seed, tmp))
+    timeline = open(a.timeline, "w", buffering=1) if a.timeline else None
     rep = soak(os.path.abspath(a.binary), tmp, a.minutes * 60, a.seed, a.threads, a.kill_min, a.kill_max,
-               keep_going=a.keep_going)
+               keep_going=a.keep_going, timeline=timeline)
+    if timeline:
+        timeline.close()
     rep["flatness"] = flatness(rep["samples"])
     print("soak: %d cycles in %.0fs; operations: %s" % (rep["cycles"], rep["seconds"], json.dumps(rep["ops"])))
     print("soak: growth (first third -> last third): %s" % json.dumps(rep["flatness"]))
+    by_min = rep["rss_by_minute"]
+    if 5 in by_min and max(by_min) > 5:
+        last = max(by_min) - 1 if max(by_min) - 1 > 5 else max(by_min)   # the last whole minute
+        print("soak: mean RSS in minute 5 %.2f MiB, in minute %d %.2f MiB (%+.1f %%)"
+              % (by_min[5], last, by_min[last], 100.0 * (by_min[last] / by_min[5] - 1)))
     for kind, (n, examples) in sorted(rep["errors"].items()):
         print("soak: unexpected answer, %d times: %s; e.g. %s" % (n, kind, examples[0]))
     for x in rep["losses"][:20]:
