@@ -206,6 +206,30 @@ void db_write_doc(buf *b, const st_record *r, uint32_t dimension, bool with_vect
  * (non-zero for cosine) into out. what names it in messages. */
 int db_read_vector(const json_value *v, uint32_t dimension, tdb_metric metric, float *out,
                    const char *what, tdb_error *err);
+/* Query memory budget (query.c): a query's estimated peak memory is
+ * charged against a server-wide budget before it runs. */
+#define DB_QUERY_MEM_DEFAULT ((uint64_t)1 << 30) /* at most a quarter of RAM */
+#define DB_QUERY_MEM_MIN ((uint64_t)64 << 20)
+#define DB_QEST_HIT_BYTES 640u    /* a hit: record, id (<= 512 bytes), bookkeeping */
+#define DB_QEST_ATTR_BYTES 1024u  /* attributes of one document, a typical bound */
+#define DB_QEST_CAND_BYTES 16u    /* one search-frontier entry */
+#define DB_QEST_RESULT_BYTES 600u /* one result's JSON without vector/attributes */
+typedef struct db_query_shape {
+    uint64_t top_k, depth, dimension, ef, segments, documents;
+    bool vector, text, include_vector, include_attrs;
+} db_query_shape;
+typedef struct db_query_memory {
+    uint64_t budget, per_query, used, refused;
+} db_query_memory;
+uint64_t db_query_estimate(const db_query_shape *q);
+/* 0 = charged; TDB_EINVAL query_too_large (over the per-query cap) or,
+ * after a short wait, TDB_EBUSY overloaded. */
+int db_query_memory_acquire(uint64_t bytes, tdb_error *err);
+void db_query_memory_release(uint64_t bytes);
+/* 0 keeps the default (budget: min(1 GiB, RAM / 4); per query: budget / 4). */
+void db_query_memory_set(uint64_t budget, uint64_t per_query);
+void db_query_memory_get(db_query_memory *out);
+
 /* Deletes every live document matching a filter, in pages (query.c). */
 int db_delete_by_filter(db_coll *c, st_collection *st, const json_value *filter, size_t *deleted,
                         tdb_error *err);

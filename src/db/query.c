@@ -29,8 +29,12 @@
  * are the same either way (storage/attrcol.h, docs/filter.md).
  */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "db/db_int.h"
 #include "filter/filter.h"
@@ -427,6 +431,136 @@ static void write_result_open(buf *b, const st_record *r, bool *first) {
     json_write_string(b, r->id, r->id_len);
 }
 
+/* ---- query memory budget -------------------------------------------- */
+
+/* Every query charges its estimated peak memory (db_query_estimate)
+ * against one server-wide budget before it runs and gives it back when its
+ * answer is built. A query whose estimate alone is over the per-query cap
+ * is refused (400 query_too_large: it could never run); one that does not
+ * fit in what remains waits up to DB_QUERY_MEM_WAIT_MS for running queries
+ * to finish, then gets 503 overloaded. So many concurrent large queries
+ * keep the heap bounded instead of the process being killed. */
+#define DB_QUERY_MEM_WAIT_MS 2000
+
+static pthread_mutex_t qmem_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t qmem_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t qmem_budget;   /* 0 until first use or db_query_memory_set */
+static uint64_t qmem_cap;
+static uint64_t qmem_used;
+static _Atomic uint64_t qmem_refused;
+
+/* The default budget: a quarter of physical memory, at most 1 GiB and at
+ * least 64 MiB; the per-query cap is a quarter of the budget. */
+static void qmem_defaults_locked(void) {
+    if (qmem_budget != 0) return;
+    uint64_t budget = DB_QUERY_MEM_DEFAULT;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psize > 0) {
+        uint64_t quarter = (uint64_t)pages * (uint64_t)psize / 4;
+        if (quarter < budget) budget = quarter;
+    }
+    if (budget < DB_QUERY_MEM_MIN) budget = DB_QUERY_MEM_MIN;
+    qmem_budget = budget;
+    qmem_cap = budget / 4;
+}
+
+void db_query_memory_set(uint64_t budget, uint64_t per_query) {
+    pthread_mutex_lock(&qmem_mu);
+    qmem_budget = 0;
+    qmem_defaults_locked();
+    if (budget != 0) qmem_budget = budget;
+    qmem_cap = per_query != 0 ? per_query : qmem_budget / 4;
+    if (qmem_cap > qmem_budget) qmem_cap = qmem_budget;
+    pthread_cond_broadcast(&qmem_cv);
+    pthread_mutex_unlock(&qmem_mu);
+}
+
+void db_query_memory_get(db_query_memory *out) {
+    pthread_mutex_lock(&qmem_mu);
+    qmem_defaults_locked();
+    out->budget = qmem_budget;
+    out->per_query = qmem_cap;
+    out->used = qmem_used;
+    pthread_mutex_unlock(&qmem_mu);
+    out->refused = atomic_load(&qmem_refused);
+}
+
+/* Saturating arithmetic: an estimate never wraps to something small. */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_mul(uint64_t a, uint64_t b) {
+    return a != 0 && b > UINT64_MAX / a ? UINT64_MAX : a * b;
+}
+
+uint64_t db_query_estimate(const db_query_shape *q) {
+    /* No list and no answer is longer than the collection. */
+    uint64_t top_k = q->top_k < q->documents ? q->top_k : q->documents;
+    uint64_t depth = q->depth < q->documents ? q->depth : q->documents;
+    uint64_t vec_bytes = q->include_vector ? sat_mul(q->dimension, sizeof(float)) : 0;
+    /* One candidate in memory: the hit with its id, attributes and (when
+     * asked) its vector. */
+    uint64_t per_hit = sat_add(DB_QEST_HIT_BYTES, vec_bytes);
+    if (q->include_attrs) per_hit = sat_add(per_hit, DB_QEST_ATTR_BYTES);
+    /* Each list holds up to depth hits gathered from every segment (and
+     * the memtable) before they are merged. */
+    uint64_t lists = (q->vector ? 1u : 0u) + (q->text ? 1u : 0u);
+    if (lists == 0) lists = 1; /* a filter-only scan */
+    uint64_t sources = (uint64_t)q->segments + 1;
+    uint64_t held = sat_mul(sat_mul(sat_mul(depth, per_hit), sources), lists);
+    /* Search frontiers: ef (or depth) candidates per segment. */
+    uint64_t ef = q->ef > depth ? q->ef : depth;
+    held = sat_add(held, sat_mul(sat_mul(ef, DB_QEST_CAND_BYTES), sources));
+    /* The JSON answer: top_k results, each float of a vector up to 16
+     * characters of text. */
+    uint64_t per_result = DB_QEST_RESULT_BYTES;
+    if (q->include_vector) per_result = sat_add(per_result, sat_mul(q->dimension, 16));
+    if (q->include_attrs) per_result = sat_add(per_result, DB_QEST_ATTR_BYTES);
+    /* The buffer grows by doubling: up to twice what it holds. */
+    uint64_t answer = sat_mul(sat_mul(top_k, per_result), 2);
+    return sat_add(held, answer);
+}
+
+int db_query_memory_acquire(uint64_t bytes, tdb_error *err) {
+    pthread_mutex_lock(&qmem_mu);
+    qmem_defaults_locked();
+    if (bytes > qmem_cap) {
+        uint64_t cap = qmem_cap;
+        pthread_mutex_unlock(&qmem_mu);
+        atomic_fetch_add(&qmem_refused, 1);
+        return tdb_err(err, TDB_EINVAL, "query_too_large",
+                       "this query would need about %llu MiB, over the per-query limit of %llu MiB: "
+                       "lower top_k, or leave out include.vector or include.attributes",
+                       (unsigned long long)(bytes >> 20), (unsigned long long)(cap >> 20));
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DB_QUERY_MEM_WAIT_MS / 1000;
+    until.tv_nsec += (long)(DB_QUERY_MEM_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (qmem_used + bytes > qmem_budget) {
+        if (pthread_cond_timedwait(&qmem_cv, &qmem_mu, &until) != 0 &&
+            qmem_used + bytes > qmem_budget) {
+            pthread_mutex_unlock(&qmem_mu);
+            atomic_fetch_add(&qmem_refused, 1);
+            return tdb_err(err, TDB_EBUSY, "overloaded",
+                           "the server's query memory is in use by other queries; retry in a "
+                           "moment");
+        }
+    }
+    qmem_used += bytes;
+    pthread_mutex_unlock(&qmem_mu);
+    return 0;
+}
+
+void db_query_memory_release(uint64_t bytes) {
+    pthread_mutex_lock(&qmem_mu);
+    qmem_used = bytes > qmem_used ? 0 : qmem_used - bytes;
+    pthread_cond_broadcast(&qmem_cv);
+    pthread_mutex_unlock(&qmem_mu);
+}
+
 int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_len,
                    char **out_json, tdb_error *err) {
     uint64_t t0 = clock_mono_ns();
@@ -448,6 +582,7 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     buf b = BUF_INIT;
     query_req q;
     bool first = true;
+    uint64_t charged = 0;
     int rc = db_coll_begin(db, name, &c, &st, err);
     if (rc) return rc;
     if ((rc = db_parse_body(body, body_len, &doc, err)) != 0) goto done;
@@ -478,6 +613,19 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     }
     bool hybrid = q.vector && q.text;
     size_t depth = hybrid ? hybrid_depth(&q) : q.top_k;
+    {
+        st_stats sst;
+        st_stats_get(st, &sst);
+        db_query_shape shape = {.top_k = q.top_k, .depth = depth, .dimension = c->dimension,
+                                .ef = q.ef > 0 ? (uint64_t)q.ef : 0, .segments = sst.segments,
+                                .documents = sst.documents,
+                                .vector = q.vector != NULL, .text = q.text != NULL,
+                                .include_vector = q.include_vector,
+                                .include_attrs = q.include_attrs || q.attr_list != NULL};
+        uint64_t need = db_query_estimate(&shape);
+        if ((rc = db_query_memory_acquire(need, err)) != 0) goto done;
+        charged = need;
+    }
     if (q.vector) {
         st_search_opts so = {.exact = q.exact, .ef = q.ef > 0 ? (uint32_t)q.ef : 0};
         rc = st_search_ex(st, qvec, depth, fcb, fctx, q.include_vector, &so, &vhits, &nv, err);
@@ -535,6 +683,7 @@ int tdb_query_json(tdb_db *db, const char *name, const char *body, size_t body_l
     *out_json = buf_steal(&b);
 done:
     free(fz);
+    if (charged) db_query_memory_release(charged);
     st_hits_free(vhits, vhits ? nv : 0);
     st_hits_free(thits, thits ? nt : 0);
     st_records_free(recs, recs ? n : 0);

@@ -87,33 +87,72 @@ static int fault_check(void) {
     return 0;
 }
 
+/* Last failure of this thread (fio_last_failure). Thread-local: a worker's
+ * failure is never overwritten by another thread's I/O before the worker
+ * classes it. */
+static _Thread_local struct fio_failure t_last;
+
+/* Records a failed call and returns err (a -errno) unchanged. path may be
+ * NULL (fd calls); an overlong path is kept cut short, NUL-terminated. */
+static int fail(const char *op, const char *path, int fd, int err) {
+    t_last.op = op;
+    t_last.err = err < 0 ? -err : err;
+    t_last.fd = fd;
+    t_last.seq++;
+    if (path == NULL) {
+        t_last.path[0] = '\0';
+    } else {
+        size_t n = strlen(path);
+        if (n >= sizeof t_last.path) n = sizeof t_last.path - 1;
+        memcpy(t_last.path, path, n);
+        t_last.path[n] = '\0';
+    }
+    return err;
+}
+
+const struct fio_failure *fio_last_failure(void) { return &t_last; }
+
+void fio_failure_clear(void) {
+    uint64_t seq = t_last.seq;
+    memset(&t_last, 0, sizeof t_last);
+    t_last.seq = seq;
+}
+
+bool fio_failure_is_no_space(const struct fio_failure *f) {
+    return f != NULL && f->op != NULL && (f->err == ENOSPC || f->err == EDQUOT || f->err == EFBIG);
+}
+
+bool fio_failure_is_fsync(const struct fio_failure *f) {
+    return f != NULL && f->op != NULL && strncmp(f->op, "fsync", 5) == 0;
+}
+
 int fio_open(const char *path, int flags, int mode) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("open", path, -1, rc);
     int fd;
     do {
         fd = open(path, flags | O_CLOEXEC, mode);
     } while (fd < 0 && errno == EINTR);
-    return fd < 0 ? -errno : fd;
+    return fd < 0 ? fail("open", path, -1, -errno) : fd;
 }
 
 int fio_close(int fd) {
     /* Never retry close on EINTR: on Linux the fd is gone either way. */
-    return close(fd) < 0 ? -errno : 0;
+    return close(fd) < 0 ? fail("close", NULL, fd, -errno) : 0;
 }
 
 int fio_write_all(int fd, const void *data, size_t len) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("write", NULL, fd, rc);
     const char *p = data;
     while (len > 0) {
         size_t chunk = len < FIO_MAX_IO_BYTES ? len : FIO_MAX_IO_BYTES;
         ssize_t n = write(fd, p, chunk);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return -errno;
+            return fail("write", NULL, fd, -errno);
         }
-        if (n == 0) return -EIO; /* a regular file never writes 0 bytes without an error */
+        if (n == 0) return fail("write", NULL, fd, -EIO); /* a regular file never writes 0 bytes without an error */
         p += n;
         len -= (size_t)n;
     }
@@ -122,16 +161,16 @@ int fio_write_all(int fd, const void *data, size_t len) {
 
 int fio_pwrite_all(int fd, const void *data, size_t len, uint64_t offset) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("pwrite", NULL, fd, rc);
     const char *p = data;
     while (len > 0) {
         size_t chunk = len < FIO_MAX_IO_BYTES ? len : FIO_MAX_IO_BYTES;
         ssize_t n = pwrite(fd, p, chunk, (off_t)offset);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return -errno;
+            return fail("pwrite", NULL, fd, -errno);
         }
-        if (n == 0) return -EIO;
+        if (n == 0) return fail("pwrite", NULL, fd, -EIO);
         p += n;
         len -= (size_t)n;
         offset += (uint64_t)n;
@@ -148,7 +187,7 @@ ssize_t fio_pread(int fd, void *data, size_t len, uint64_t offset) {
         ssize_t n = pread(fd, p + done, chunk, (off_t)(offset + done));
         if (n < 0) {
             if (errno == EINTR) continue;
-            return -errno;
+            return fail("pread", NULL, fd, -errno);
         }
         if (n == 0) break;
         done += (size_t)n;
@@ -158,43 +197,43 @@ ssize_t fio_pread(int fd, void *data, size_t len, uint64_t offset) {
 
 int fio_fsync(int fd) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("fsync", NULL, fd, rc);
     /* No EINTR retry loop: fsync is not interrupted by signals on Linux,
      * and retrying after a real failure would hide lost pages. */
-    return fsync(fd) < 0 ? -errno : 0;
+    return fsync(fd) < 0 ? fail("fsync", NULL, fd, -errno) : 0;
 }
 
 int fio_ftruncate(int fd, uint64_t len) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("ftruncate", NULL, fd, rc);
     int r;
     do {
         r = ftruncate(fd, (off_t)len);
     } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : 0;
+    return r < 0 ? fail("ftruncate", NULL, fd, -errno) : 0;
 }
 
 int fio_rename(const char *from, const char *to) {
     int rc = fault_check();
-    if (rc < 0) return rc;
-    return rename(from, to) < 0 ? -errno : 0;
+    if (rc < 0) return fail("rename", to, -1, rc);
+    return rename(from, to) < 0 ? fail("rename", to, -1, -errno) : 0;
 }
 
 int fio_unlink(const char *path) {
     int rc = fault_check();
-    if (rc < 0) return rc;
-    return unlink(path) < 0 ? -errno : 0;
+    if (rc < 0) return fail("unlink", path, -1, rc);
+    return unlink(path) < 0 ? fail("unlink", path, -1, -errno) : 0;
 }
 
 int fio_mkdir(const char *path, int mode) {
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("mkdir", path, -1, rc);
     if (mkdir(path, (mode_t)mode) == 0) return 0;
-    if (errno != EEXIST) return -errno;
+    if (errno != EEXIST) return fail("mkdir", path, -1, -errno);
     /* EEXIST is success only when what exists is a directory. */
     struct stat st;
-    if (stat(path, &st) < 0) return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (stat(path, &st) < 0) return fail("mkdir", path, -1, -errno);
+    return S_ISDIR(st.st_mode) ? 0 : fail("mkdir", path, -1, -ENOTDIR);
 }
 
 int fio_mkdir_p(const char *path) {
@@ -218,13 +257,13 @@ int fio_mkdir_p(const char *path) {
 int fio_fsync_dir(const char *dir) {
     /* Counted once, as an fsync: the open of the directory is part of it. */
     int rc = fault_check();
-    if (rc < 0) return rc;
+    if (rc < 0) return fail("fsync_dir", dir, -1, rc);
     int fd;
     do {
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return -errno;
-    rc = fsync(fd) < 0 ? -errno : 0;
+    if (fd < 0) return fail("fsync_dir", dir, -1, -errno);
+    rc = fsync(fd) < 0 ? fail("fsync_dir", dir, -1, -errno) : 0;
     close(fd);
     return rc;
 }
@@ -260,8 +299,8 @@ static int rmtree_at(const char *path, int depth) {
     if (rc < 0) return rc;
     /* rmdir is counted as an unlink: it removes a name. */
     rc = fault_check();
-    if (rc < 0) return rc;
-    if (rmdir(path) < 0 && errno != ENOENT) return -errno;
+    if (rc < 0) return fail("rmdir", path, -1, rc);
+    if (rmdir(path) < 0 && errno != ENOENT) return fail("rmdir", path, -1, -errno);
     return 0;
 }
 
@@ -302,10 +341,13 @@ int fio_mmap_file(const char *path, const void **out, size_t *out_len) {
         goto done;
     }
     rc = fault_check();
-    if (rc < 0) goto done;
+    if (rc < 0) {
+        rc = fail("mmap", path, -1, rc);
+        goto done;
+    }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
-        rc = -errno;
+        rc = fail("mmap", path, -1, -errno);
         goto done;
     }
     *out = p;

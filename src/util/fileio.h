@@ -19,6 +19,13 @@
  * step would (what earlier calls wrote stays in the page cache, as it does
  * after a real kill). Tests arm it in a forked child and check what the
  * parent finds afterwards; fio_crash_clear() disarms it.
+ *
+ * Failure record: every failing call (injected or real) also records, per
+ * thread, which call failed, on which path (empty for calls on an fd) and
+ * with which errno: fio_last_failure(). Callers class a failure exactly
+ * from it (no space vs I/O error vs a failed fsync) and name the call in
+ * logs. Successful calls leave the record alone; fio_failure_clear()
+ * empties it before an operation whose failures the caller will class.
  */
 #ifndef TDB_UTIL_FILEIO_H
 #define TDB_UTIL_FILEIO_H
@@ -56,6 +63,28 @@ int fio_read_file(const char *path, char **data, size_t *len);
 /* Durable replace: writes path.tmp, fsyncs it, renames it over path and
  * fsyncs the directory. A crash leaves either the old or the new file. */
 int fio_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Last failed call of this thread. op is a static string ("open", "write",
+ * "pwrite", "pread", "fsync", "fsync_dir", "ftruncate", "rename" (path is
+ * the target), "unlink", "mkdir", "rmdir", "mmap", "close") or NULL when
+ * nothing failed since the thread started or fio_failure_clear(); seq
+ * counts this thread's failures (it survives clearing), so a caller can
+ * tell whether its own operation failed. */
+#define FIO_FAILURE_PATH_MAX 256
+struct fio_failure {
+    const char *op;
+    int err;                          /* positive errno */
+    int fd;                           /* the fd of fd calls, else -1 */
+    uint64_t seq;
+    char path[FIO_FAILURE_PATH_MAX];  /* cut short when longer */
+};
+const struct fio_failure *fio_last_failure(void);
+void fio_failure_clear(void);
+/* ENOSPC, EDQUOT or EFBIG: the disk (or quota) is full, not broken. */
+bool fio_failure_is_no_space(const struct fio_failure *f);
+/* The failed call was an fsync (file or directory): data may be lost, the
+ * caller must not retry and pretend (a read-only state). */
+bool fio_failure_is_fsync(const struct fio_failure *f);
 
 /* Fault injection (tests only; a no-op cost of one atomic load otherwise). */
 void fio_fault_set(uint64_t nth, int err_no, bool persistent);

@@ -429,6 +429,63 @@ def test_large_answers(ctx):
     s.stop()
 
 
+def test_query_memory_budget(ctx):
+    """Each query's memory is estimated before it runs and charged against the server's query memory budget
+    (docs/reliability.md): a query over the per-query cap (at most 256 MiB) gets 400 query_too_large and changes
+    nothing, the same query without vectors and normal queries are answered, and concurrent large queries are
+    each answered 200 or 503 overloaded with the process's memory bounded."""
+    s = ctx.server("qmem")
+    c = s.client(timeout=300)
+    dim = 4096
+    n_docs = 2200  # answers with vectors: ~150 KB each by the estimate, 2,200 of them ~330 MB
+    r = c.post("/v1/collections", {"name": "wide", "dimension": dim, "metric": "l2"})
+    ctx.check(r.status in (200, 201), "collection created", r)
+    for start in range(0, n_docs, 100):
+        docs = [{"id": "w%05d" % i, "vector": [(i + j) % 7 for j in range(dim)], "attributes": {"n": i}}
+                for i in range(start, start + 100)]
+        r = c.post("/v1/collections/wide/documents", {"documents": docs})
+        if not ctx.check(r.status == 200, "batch at %d upserted" % start, r):
+            return
+    before = c.get("/v1/collections/wide")
+    big = {"vector": [1] * dim, "top_k": n_docs, "include": {"vector": True}}
+    r = c.post("/v1/collections/wide/query", big)
+    expect_error(ctx, r, 400, "a query whose answer would be ~330 MB", "query_too_large")
+    ctx.check("top_k" in r.get("error", {}).get("message", ""), "the message says how to fix it", r)
+    after = c.get("/v1/collections/wide")
+    ctx.check(before.status == after.status == 200 and
+              before.get("documents") == after.get("documents") == n_docs,
+              "the refused query changed nothing", [before.json, after.json])
+    r = c.post("/v1/collections/wide/query", {"vector": [1] * dim, "top_k": n_docs})
+    ctx.check(r.status == 200 and len(r.get("results", [])) == n_docs, "the same query without vectors is answered",
+              r.status)
+    r = c.post("/v1/collections/wide/query", {"vector": [1] * dim, "top_k": 10, "include": {"vector": True}})
+    ctx.check(r.status == 200 and len(r.get("results", [])) == 10 and len(r.get("results")[0].get("vector", [])) == dim,
+              "a normal query with vectors is answered", r.status)
+    r = c.post("/v1/collections/wide/query", {"filter": {"n": {"$lt": 5}}, "top_k": 10})
+    ctx.check(r.status == 200 and len(r.get("results", [])) == 5, "a filter-only query is answered", r)
+    # Concurrent large queries: each about 220 MB by the estimate; the budget (at most 1 GiB) holds four at once.
+    results = []
+
+    def worker(k):
+        cl = s.client(timeout=300)
+        rr = cl.post("/v1/collections/wide/query", {"vector": [k % 7] * dim, "top_k": 1500, "include": {"vector": True}})
+        results.append((rr.status, rr.get("error", {}).get("code") if rr.status != 200 else None,
+                        len(rr.get("results", [])) if rr.status == 200 else 0))
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    ok = [x for x in results if x[0] == 200]
+    ctx.check(len(results) == 6 and all(x[0] == 200 or (x[0] == 503 and x[1] == "overloaded") for x in results),
+              "6 concurrent large queries: each 200 or 503 overloaded", sorted(set((x[0], x[1]) for x in results)))
+    ctx.check(ok and all(x[2] == 1500 for x in ok), "the answered ones are complete", len(ok))
+    hwm = _rss_kb(s.proc.pid, "VmHWM")
+    ctx.check(0 < hwm < (3 << 20), "peak RSS stays bounded (%d MiB)" % (hwm >> 10), hwm)
+    healthy(ctx, s, "queries over the memory budget")
+    s.stop()
+
+
 if __name__ == "__main__":
     T.main([test_names_and_ids, test_deep_nesting, test_big_strings, test_big_arrays, test_slowloris,
-            test_large_answers], description=__doc__)
+            test_large_answers, test_query_memory_budget], description=__doc__)

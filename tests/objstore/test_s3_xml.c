@@ -125,6 +125,53 @@ static void s3_xml_callback_can_stop_the_walk(void **state) {
     assert_int_equal(s3_xml_walk(xml, strlen(xml), stop_at_code, NULL), 7);
 }
 
+/* A raw NUL byte anywhere in a reply refuses the whole document before any
+ * callback runs: an UploadId or Key holding one must never reach a caller
+ * cut short at the NUL (it would name another upload or object). */
+static void s3_xml_refuses_a_nul_byte_anywhere(void **state) {
+    (void)state;
+    static const char *const docs[] = {
+        "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
+        "<UploadId>abc@def</UploadId></InitiateMultipartUploadResult>",
+        "<ListBucketResult><Contents><Key>p/a@b</Key><Size>1</Size></Contents></ListBucketResult>",
+        "<Error><Code>NoSuch@Key</Code></Error>",
+        "<A><B@/></A>",                      /* in a tag name */
+        "<A x=\"@\"><B>x</B></A>",           /* in an attribute */
+        "<A><![CDATA[a@b]]></A>",            /* in CDATA */
+        "<A><!-- @ --><B>x</B></A>",         /* in a comment */
+        "@<A>x</A>",                         /* before the root */
+        "<A>x</A>@",                         /* after the root */
+        "<A>x</A>\n@\n",                     /* trailing, after whitespace */
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        /* '@' marks where the NUL goes: a real byte 0 inside the length. */
+        char buf[256];
+        size_t len = strlen(docs[i]);
+        assert_true(len < sizeof buf);
+        memcpy(buf, docs[i], len);
+        char *at = memchr(buf, '@', len);
+        assert_non_null(at);
+        *at = '\0';
+        events e;
+        memset(&e, 0, sizeof e);
+        int rc = s3_xml_walk(buf, len, record, &e);
+        if (rc != S3_XML_MALFORMED) fail_msg("accepted a NUL in case %zu: %s", i, docs[i]);
+        if (e.len != 0) fail_msg("case %zu reported before refusing: %s", i, e.log);
+        /* The same document with the NUL replaced by a letter is accepted
+         * (so the refusal above is the NUL's doing), except the cases where
+         * the stray byte lies outside the root. */
+        *at = 'Z';
+        rc = s3_xml_walk(buf, len, record, &e);
+        if (i < 7 && rc != 0) fail_msg("case %zu without the NUL was refused (%d)", i, rc);
+    }
+    /* The length is what counts: a NUL just past len is not part of the reply. */
+    const char ok[] = "<A><UploadId>u1</UploadId></A>";
+    events e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(s3_xml_walk(ok, sizeof ok - 1, record, &e), 0);
+    assert_string_equal(e.log, "A/UploadId=u1;/A/UploadId;/A;");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(s3_xml_reads_a_list_reply),
@@ -132,6 +179,7 @@ int main(void) {
         cmocka_unit_test(s3_xml_refuses_what_it_does_not_accept),
         cmocka_unit_test(s3_xml_bounds_depth_and_text),
         cmocka_unit_test(s3_xml_callback_can_stop_the_walk),
+        cmocka_unit_test(s3_xml_refuses_a_nul_byte_anywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -285,6 +285,58 @@ static void fio_pwrite_and_ftruncate(void **state) {
     assert_int_equal(fio_fsync_dir(g_dir), 0);
 }
 
+/* Each step of a durable replace, failed in turn, is named exactly in the
+ * failure record, with the injected errno; a real failure records the
+ * kernel's errno and the path. */
+static void fio_failure_record_names_the_failed_call(void **state) {
+    (void)state;
+    char path[PATH_MAX];
+    path_in(path, "rec");
+    static const char *const steps[] = {"open", "write", "fsync", "rename", "fsync_dir"};
+    for (uint64_t n = 1; n <= 5; n++) {
+        fio_failure_clear();
+        uint64_t seq = fio_last_failure()->seq;
+        int e = n % 2 ? ENOSPC : EIO;
+        fio_fault_set(n, e, false);
+        int rc = fio_write_file_atomic(path, "x", 1);
+        fio_fault_clear();
+        assert_int_equal(rc, -e);
+        const struct fio_failure *f = fio_last_failure();
+        assert_non_null(f->op);
+        assert_string_equal(f->op, steps[n - 1]);
+        assert_int_equal(f->err, e);
+        assert_true(f->seq == seq + 1);
+        assert_int_equal(fio_failure_is_no_space(f), e == ENOSPC);
+        assert_int_equal(fio_failure_is_fsync(f), n == 3 || n == 5);
+        if (n == 1) assert_non_null(strstr(f->path, "rec.tmp"));
+        if (n == 4) assert_string_equal(f->path, path); /* rename names its target */
+    }
+    /* A success leaves the record alone; clearing empties it. */
+    assert_int_equal(fio_write_file_atomic(path, "y", 1), 0);
+    assert_string_equal(fio_last_failure()->op, "fsync_dir");
+    fio_failure_clear();
+    assert_null(fio_last_failure()->op);
+    assert_false(fio_failure_is_no_space(fio_last_failure()));
+    assert_false(fio_failure_is_fsync(fio_last_failure()));
+    /* A real failure. */
+    char missing[PATH_MAX];
+    path_in(missing, "no/such/file");
+    assert_int_equal(fio_open(missing, O_RDONLY, 0), -ENOENT);
+    assert_string_equal(fio_last_failure()->op, "open");
+    assert_int_equal(fio_last_failure()->err, ENOENT);
+    assert_string_equal(fio_last_failure()->path, missing);
+    assert_int_equal(fio_last_failure()->fd, -1);
+    /* An overlong path is kept cut short and terminated. */
+    char longp[PATH_MAX];
+    memset(longp, 'a', 1000);
+    longp[0] = '/';
+    longp[1000] = '\0';
+    assert_true(fio_unlink(longp) < 0);
+    assert_string_equal(fio_last_failure()->op, "unlink");
+    assert_int_equal(strlen(fio_last_failure()->path), FIO_FAILURE_PATH_MAX - 1);
+    fio_failure_clear();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(fio_write_file_atomic_replaces_content, setup, teardown),
@@ -303,6 +355,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(fio_mmap_file_maps_content_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(fio_read_file_missing_is_enoent, setup, teardown),
         cmocka_unit_test_setup_teardown(fio_pwrite_and_ftruncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(fio_failure_record_names_the_failed_call, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
