@@ -231,12 +231,15 @@ st_failure st_failure_of(int rc, const tdb_error *e) {
 
 /* A failed manifest_store: safe to retry only when the old MANIFEST is
  * still the one in place (the rename did not happen) and the failure was
- * a lack of space. fio_write_file_atomic does not say which of its calls
- * failed, so another errno may have been the fsync of MANIFEST.tmp:
- * treated as one. */
+ * a lack of space outside an fsync. The file I/O layer records which call
+ * failed on this thread (fio_last_failure; flush.c clears it before the
+ * store), so an fsync failure is told apart whatever its errno. */
 st_failure st_manifest_failure(st_collection *c, uint64_t generation, int rc, const tdb_error *e) {
+    (void)e;
     if (rc == TDB_ENOMEM) return ST_FAILURE_RETRY;
-    if (rc != TDB_EIO || !names_lack_of_space(e)) return ST_FAILURE_FATAL;
+    const struct fio_failure *f = fio_last_failure();
+    if (rc != TDB_EIO || f->op == NULL || fio_failure_is_fsync(f) || !fio_failure_is_no_space(f))
+        return ST_FAILURE_FATAL;
     manifest m = {0};
     tdb_error lerr;
     int lrc = manifest_load(c->dir, &m, &lerr);
@@ -665,6 +668,7 @@ bool st_apply(st_collection *c, uint64_t seqno, st_prep *p, bool replay, size_t 
         /* I1: wait for every earlier write to be applied. */
         while (atomic_load_explicit(&c->applied_seqno, memory_order_relaxed) + 1 != seqno)
             pthread_cond_wait(&c->apply_cv, &c->write_mu);
+        atomic_store_explicit(&c->last_write_ns, clock_mono_ns(), memory_order_relaxed);
     }
     assert(atomic_load(&c->applied_seqno) < seqno);
     /* Text searches see the memtable indexes, the marks and applied_seqno
@@ -1496,10 +1500,18 @@ bool st_check(st_collection *c) {
     return ok;
 }
 
+void st_wait_background(st_collection *c) {
+    pthread_mutex_lock(&c->write_mu);
+    while (c->jobs_pending > (c->idle_timer ? 1u : 0u))
+        pthread_cond_wait(&c->job_cv, &c->write_mu);
+    pthread_mutex_unlock(&c->write_mu);
+}
+
 void st_close(st_collection *c) {
     if (c == NULL) return;
     pthread_mutex_lock(&c->write_mu);
     c->closing = true;
+    atomic_store(&c->cancel, true); /* graph builds in progress give up */
     pthread_cond_broadcast(&c->flush_cv);
     pthread_cond_broadcast(&c->retry_cv);
     while (c->jobs_pending > 0) pthread_cond_wait(&c->job_cv, &c->write_mu);

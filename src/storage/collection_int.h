@@ -96,6 +96,11 @@
 #define ST_DEFAULT_MEMTABLE_MAX_BYTES (64ull << 20)
 #define ST_DEFAULT_MEMTABLE_MAX_DOCS 100000u
 #define ST_DEFAULT_COMPACTION_MIN_SEGMENTS 4u
+/* Flushed segments with fewer rows than this get their graph inline (an
+ * exact scan of them costs about what a graph walk does, and building it
+ * takes milliseconds); larger ones are installed without it and the index
+ * job (compaction.c) adds it in the background. */
+#define ST_INDEX_INLINE_MAX_ROWS 4096u
 /* A second memtable filling while the first is still being flushed makes
  * writers wait once it is this many times over the limit: memory stays
  * bounded, and writers never wait while the memtable is below it. */
@@ -219,6 +224,14 @@ struct st_collection {
     uint64_t frozen_checkpoint;     /* [W] applied_seqno when `frozen` was frozen */
     bool flush_scheduled;           /* [W] a background flush job is queued or running */
     bool compaction_scheduled;      /* [W] */
+    bool index_scheduled;           /* [W] an index job is queued or running */
+    /* [W] The idle-merge timer thread runs (counted in jobs_pending, not
+     * in st_wait_background); idle_merged: the merge for the current idle
+     * period ran (cleared by the next flush). */
+    bool idle_timer;
+    bool idle_merged;
+    _Atomic uint64_t last_write_ns; /* clock_mono_ns of the last write applied */
+    _Atomic bool cancel;            /* st_close started: graph builds give up */
     uint32_t jobs_pending;          /* [W] background jobs not finished */
     bool closing;                   /* [W] st_close started: schedule nothing new */
     _Atomic bool read_only;         /* set once under write_mu, read anywhere */
@@ -400,9 +413,24 @@ int st_manifest_commit(st_collection *c, const st_commit *cm, st_failure *how, t
 /* Merges segments (all of them, or the ones the size policy picks) into
  * one, dropping deleted rows; the caller holds compact_mu. *merged tells
  * whether there was anything to do. */
-int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err);
-/* Queues a background compaction when the segment count calls for one. */
+typedef enum st_compact_pick {
+    ST_PICK_POLICY, /* the size-tiered rule (background) */
+    ST_PICK_ALL,    /* every segment (st_compact, idle merge) */
+    ST_PICK_INDEX   /* the oldest segment needing its graph (index job) */
+} st_compact_pick;
+int st_compact_locked(st_collection *c, st_compact_pick pick, bool *merged, tdb_error *err);
+/* Queues a background compaction when the segment count calls for one,
+ * the index job when a segment lacks its graph, and arms the idle merge. */
 void st_schedule_compaction(st_collection *c);
+/* The segment is larger than ST_INDEX_INLINE_MAX_ROWS and lacks its graph
+ * (the index job gives it one). */
+bool st_seg_needs_graph(const st_collection *c, const st_seg *s);
+/* ST_INDEX_INLINE_MAX_ROWS, or st_test_index_inline_rows when set (tests
+ * only: small collections exercise the index job). */
+extern uint32_t st_test_index_inline_rows;
+uint32_t st_index_inline_rows(void);
+/* Queues the index job when a segment needs its graph. */
+void st_schedule_index(st_collection *c);
 /* Tests only (NULL otherwise): called by a compaction after its output is
  * written and before it commits, so a test can write in that window. */
 extern void (*st_test_compaction_hook)(st_collection *c);
@@ -453,16 +481,18 @@ void st_text_seg_close(st_seg *s);
 /* ---- vecindex.c: the vector index ----------------------------------- */
 
 /* Adds the HNSW graph (and codes, per the configuration) of rows to ex. */
-int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
-                        tdb_error *err);
+int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, bool cancellable,
+                        st_extras *ex, tdb_error *err);
 /* Opens the views on s's extras (none: s->hnsw stays NULL); closes them. */
 int st_vec_seg_open(const st_collection *c, st_seg *s, tdb_error *err);
 void st_vec_seg_close(st_seg *s);
 /* Every index the configuration asks for is built for s. */
 bool st_seg_fully_indexed(const st_collection *c, const st_seg *s);
-/* All extras of a new segment (text, then vectors). */
-int st_extras_build(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
-                    tdb_error *err);
+/* All extras of a new segment (text, then vectors unless !with_vec). A
+ * graph build gives up (TDB_ESHUTDOWN) once c->cancel is set when
+ * cancellable. */
+int st_extras_build(const st_collection *c, const seg_row *rows, size_t n, bool with_vec,
+                    bool cancellable, st_extras *ex, tdb_error *err);
 
 /* ---- recovery.c ----------------------------------------------------- */
 

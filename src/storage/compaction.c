@@ -27,6 +27,31 @@
  * Writes continue throughout (they mark input rows, which step 4 carries
  * over); reads continue on whichever view they took.
  *
+ * The index job. A flush installs a segment of ST_INDEX_INLINE_MAX_ROWS
+ * rows or more without its graph (flush.c), so writers never wait on a
+ * graph build; readers scan it exactly meanwhile. The index job then
+ * rewrites it as a one-input compaction (ST_PICK_INDEX): the same steps
+ * 1-4, so the output has the graph and codes, drops rows dead at its
+ * snapshot, gets the marks set since then, replaces the input in the
+ * MANIFEST and the view, and the input file goes with its last reader.
+ * A crash before step 3 leaves the old MANIFEST (recovery removes the
+ * unlisted output); after it, the new one. An open that finds graph-less
+ * segments (a crash before the job ended, a restore that wrote them)
+ * queues the job; opening never builds a graph. A compaction that merges
+ * a graph-less segment first builds its output's graph as always, and the
+ * job then finds nothing to do.
+ *
+ * Cancel. st_close sets c->cancel: a graph build in progress (index job,
+ * compaction, idle merge) gives up within one row insert per build
+ * thread (hnsw_build_cancellable), before its output file was created,
+ * so the inputs stay as they are and nothing is left half-written.
+ *
+ * The idle merge. Once a collection has taken no write for
+ * compaction_idle_merge_ms after a flush and holds more than one segment,
+ * every segment is merged into one in the background (ST_PICK_ALL), so
+ * an idle collection answers from one graph. Once per idle period: the
+ * timer ends after queuing the merge, and only a flush arms it again.
+ *
  * Which segments (background): the size-tiered rule of LSM stores, so
  * each row is rewritten O(log n) times rather than on every merge: among
  * the segments sorted by rows, the first run of compaction_min_segments
@@ -40,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "storage/collection_int.h"
 #include "util/clock.h"
@@ -80,9 +106,18 @@ static bool has_marks(const st_seg *s) {
 
 /* Fills idx (ascending positions in v->segs) with the inputs; returns how
  * many (0: nothing worth merging). */
-static size_t pick_inputs(const st_collection *c, const st_view *v, bool all, size_t *idx) {
+static size_t pick_inputs(const st_collection *c, const st_view *v, st_compact_pick pick,
+                          size_t *idx) {
     size_t n = v->nsegs;
-    if (all) {
+    if (pick == ST_PICK_INDEX) {
+        for (size_t i = 0; i < n; i++)
+            if (st_seg_needs_graph(c, v->segs[i])) {
+                idx[0] = i;
+                return 1;
+            }
+        return 0;
+    }
+    if (pick == ST_PICK_ALL) {
         if (n == 0 || (n == 1 && !has_marks(v->segs[0]))) return 0;
         for (size_t i = 0; i < n; i++) idx[i] = i;
         return n;
@@ -130,7 +165,7 @@ static void skip_dead(const st_seg *in, uint64_t *row, uint64_t s) {
     }
 }
 
-int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) {
+int st_compact_locked(st_collection *c, st_compact_pick pick, bool *merged, tdb_error *err) {
     tdb_error local;
     tdb_error *e = err ? err : &local;
     *merged = false;
@@ -155,7 +190,7 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
         rc = tdb_err(e, TDB_ENOMEM, NULL, "out of memory planning a compaction");
         goto done;
     }
-    k = pick_inputs(c, v, all, idx);
+    k = pick_inputs(c, v, pick, idx);
     if (k == 0) goto done;
     mo.inputs = malloc(k * sizeof *mo.inputs);
     cursor = calloc(k, sizeof *cursor);
@@ -227,7 +262,7 @@ int st_compact_locked(st_collection *c, bool all, bool *merged, tdb_error *err) 
          * analyzing the stored attributes again (the text index format has
          * no merge), the graph from the vectors. */
         st_extras extras = {0};
-        rc = st_extras_build(c, rows, n, &extras, e);
+        rc = st_extras_build(c, rows, n, true, true, &extras, e);
         if (rc == 0)
             rc = seg_write(path, c->dimension, c->metric, rows, n, extras.list, extras.n, e);
         st_extras_free(&extras);
@@ -321,7 +356,10 @@ done:
     }
     /* Read-only after an fsync failure (or an unknown MANIFEST), else a
      * later retry (flush.c, "Failures"); its files are gone by now. */
-    if (rc < 0 || *merged)
+    if (rc == TDB_ESHUTDOWN) {
+        /* Cancelled by st_close: nothing was written, the inputs stay. */
+        log_msg(LOG_INFO, "collection %s: a segment rewrite was cancelled by the close", c->dir);
+    } else if (rc < 0 || *merged)
         st_compaction_outcome(c, rc, commit_failed ? how : st_failure_of(rc, e), rc < 0 ? e : NULL);
     st_view_release(nv);
     st_view_release(old);
@@ -339,7 +377,7 @@ done:
 int st_compact(st_collection *c, tdb_error *err) {
     bool merged;
     pthread_mutex_lock(&c->compact_mu);
-    int rc = st_compact_locked(c, true, &merged, err);
+    int rc = st_compact_locked(c, ST_PICK_ALL, &merged, err);
     pthread_mutex_unlock(&c->compact_mu);
     return rc;
 }
@@ -350,7 +388,7 @@ static void compaction_job(void *arg) {
         tdb_error err;
         bool merged = false;
         pthread_mutex_lock(&c->compact_mu);
-        int rc = st_compact_locked(c, false, &merged, &err);
+        int rc = st_compact_locked(c, ST_PICK_POLICY, &merged, &err);
         pthread_mutex_unlock(&c->compact_mu);
         (void)err; /* a failure was logged and handled by st_compaction_outcome */
         pthread_mutex_lock(&c->write_mu);
@@ -365,7 +403,147 @@ static void compaction_job(void *arg) {
     pthread_mutex_unlock(&c->write_mu);
 }
 
+/* The index job: one-input compactions of the segments flushed without
+ * their graph, oldest first, until none is left (or the close). */
+static void index_job(void *arg) {
+    st_collection *c = arg;
+    for (;;) {
+        tdb_error err;
+        bool merged = false;
+        pthread_mutex_lock(&c->compact_mu);
+        int rc = st_compact_locked(c, ST_PICK_INDEX, &merged, &err);
+        pthread_mutex_unlock(&c->compact_mu);
+        (void)err; /* logged and handled by st_compaction_outcome */
+        pthread_mutex_lock(&c->write_mu);
+        bool stop = rc < 0 || !merged || c->closing;
+        pthread_mutex_unlock(&c->write_mu);
+        if (stop) break;
+    }
+    pthread_mutex_lock(&c->write_mu);
+    c->index_scheduled = false;
+    c->jobs_pending--;
+    pthread_cond_broadcast(&c->job_cv);
+    pthread_mutex_unlock(&c->write_mu);
+}
+
+static void schedule_index(st_collection *c) {
+    pthread_mutex_lock(&c->write_mu);
+    bool need = false;
+    for (size_t i = 0; i < c->view->nsegs && !need; i++)
+        need = st_seg_needs_graph(c, c->view->segs[i]);
+    if (!need || c->index_scheduled || c->closing || c->wal == NULL ||
+        (c->compaction_failures > 0 && clock_mono_ns() < c->compaction_retry_at_ns)) {
+        pthread_mutex_unlock(&c->write_mu);
+        return;
+    }
+    c->index_scheduled = true;
+    c->jobs_pending++;
+    pthread_mutex_unlock(&c->write_mu);
+    if (c->opts.background == NULL || pool_submit(c->opts.background, index_job, c) != 0)
+        index_job(c);
+}
+
+/* The idle merge: one st_compact-like merge of every segment. */
+static void idle_merge_job(void *arg) {
+    st_collection *c = arg;
+    tdb_error err;
+    bool merged = false;
+    pthread_mutex_lock(&c->compact_mu);
+    (void)st_compact_locked(c, ST_PICK_ALL, &merged, &err);
+    pthread_mutex_unlock(&c->compact_mu);
+    if (merged)
+        log_msg(LOG_INFO, "collection %s: idle for %u ms; merged its segments into one", c->dir,
+                c->opts.compaction_idle_merge_ms);
+    pthread_mutex_lock(&c->write_mu);
+    c->jobs_pending--;
+    pthread_cond_broadcast(&c->job_cv);
+    pthread_mutex_unlock(&c->write_mu);
+}
+
+/* The idle-merge timer: sleeps until no write was applied for
+ * compaction_idle_merge_ms, then queues one merge of all segments (when
+ * there are several) and ends; the next flush arms it again, so each idle
+ * period gets at most one merge and a collection nobody writes to (cold,
+ * or just opened) gets none. A thread rather than a pool job, like the
+ * flush retry timer: it mostly sleeps. Closing wakes it (retry_cv). */
+static void *idle_timer_main(void *arg) {
+    st_collection *c = arg;
+    uint64_t idle_ns = (uint64_t)c->opts.compaction_idle_merge_ms * 1000000ull;
+    pthread_mutex_lock(&c->write_mu);
+    for (;;) {
+        if (c->closing || atomic_load(&c->read_only)) break;
+        uint64_t now = clock_mono_ns();
+        uint64_t due = atomic_load(&c->last_write_ns) + idle_ns;
+        if (now < due) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ns = (uint64_t)ts.tv_nsec + (due - now);
+            ts.tv_sec += (time_t)(ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            pthread_cond_timedwait(&c->retry_cv, &c->write_mu, &ts);
+            continue;
+        }
+        /* Idle: a flush still running counts as activity. */
+        if (c->flush_scheduled || c->view->frozen != NULL) {
+            atomic_store(&c->last_write_ns, now);
+            continue;
+        }
+        c->idle_merged = true;
+        if (c->view->nsegs > 1) {
+            c->jobs_pending++;
+            pthread_mutex_unlock(&c->write_mu);
+            if (c->opts.background == NULL ||
+                pool_submit(c->opts.background, idle_merge_job, c) != 0)
+                idle_merge_job(c);
+            pthread_mutex_lock(&c->write_mu);
+        }
+        break;
+    }
+    c->idle_timer = false;
+    c->jobs_pending--;
+    pthread_cond_broadcast(&c->job_cv);
+    pthread_mutex_unlock(&c->write_mu);
+    return NULL;
+}
+
+static void arm_idle_merge(st_collection *c) {
+    pthread_mutex_lock(&c->write_mu);
+    /* A flush happened: a new idle period may begin. */
+    c->idle_merged = false;
+    if (c->opts.compaction_idle_merge_ms == 0 || c->idle_timer || c->closing ||
+        c->wal == NULL || c->view->nsegs < 2 || atomic_load(&c->read_only)) {
+        pthread_mutex_unlock(&c->write_mu);
+        return;
+    }
+    c->idle_timer = true;
+    c->jobs_pending++;
+    pthread_mutex_unlock(&c->write_mu);
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&t, &attr, idle_timer_main, c);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        log_msg(LOG_WARN, "collection %s: cannot start the idle-merge timer: %s", c->dir,
+                strerror(rc));
+        pthread_mutex_lock(&c->write_mu);
+        c->idle_timer = false;
+        c->jobs_pending--;
+        pthread_cond_broadcast(&c->job_cv);
+        pthread_mutex_unlock(&c->write_mu);
+    }
+}
+
+void st_schedule_index(st_collection *c) {
+    schedule_index(c);
+}
+
 void st_schedule_compaction(st_collection *c) {
+    schedule_index(c);
+    arm_idle_merge(c);
     pthread_mutex_lock(&c->write_mu);
     /* After a failure (a full disk, say), not before its backoff ran out. */
     if (c->compaction_scheduled || c->closing || c->view->nsegs < c->opts.compaction_min_segments ||

@@ -15,8 +15,10 @@
  *      step 6 can delete.
  *   3. without locks: its newest version per id, tombstones left out, is
  *      written to segments/<id>.seg (seg_write: temp file, fsync, rename)
- *      with the indexes as extra sections (st_extras_build: the HNSW
- *      graph and codes, one text index per full-text field).
+ *      with the indexes as extra sections (st_extras_build: one text
+ *      index per full-text field; the HNSW graph and codes only below
+ *      ST_INDEX_INLINE_MAX_ROWS rows, else the background index job of
+ *      compaction.c rewrites the segment with them later).
  *      A tombstone needs no row: the rows it shadows in older segments
  *      were marked when it was applied.
  *   4. under manifest_mu: the MANIFEST with the new segment, the delete
@@ -154,6 +156,7 @@ int st_manifest_commit(st_collection *c, const st_commit *cm, st_failure *how, t
         rc = tdb_err(err, TDB_EINTERNAL, NULL, "a segment to replace is not in the current view");
         goto done;
     }
+    fio_failure_clear(); /* st_manifest_failure reads which call failed */
     rc = manifest_store(c->dir, &m, err);
     if (rc < 0) {
         fail = st_manifest_failure(c, m.generation, rc, err);
@@ -280,8 +283,11 @@ int st_flush_locked(st_collection *c, tdb_error *err) {
             goto done;
         }
         /* The indexes are built here, off every lock, and stored in the
-         * file: an open later maps them in place. */
-        rc = st_extras_build(c, rows, n, &extras, e);
+         * file: an open later maps them in place. The graph only for a
+         * small segment: a larger one is installed without it (searched
+         * exactly meanwhile) and the index job adds it, so writers never
+         * wait on a graph build (compaction.c, "The index job"). */
+        rc = st_extras_build(c, rows, n, n < st_index_inline_rows(), false, &extras, e);
         if (rc < 0) goto done;
         rc = seg_write(path, c->dimension, c->metric, rows, n, extras.list, extras.n, e);
         st_extras_free(&extras);

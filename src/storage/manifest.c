@@ -299,6 +299,10 @@ int manifest_store(const char *dir, const manifest *m, tdb_error *err) {
     int frc = fio_write_file_atomic(path, b.data, b.len);
     buf_free(&b);
     if (frc < 0)
-        return tdb_err(err, TDB_EIO, "io_error", "cannot store %s: %s", path, strerror(-frc));
+    {
+        const struct fio_failure *f = fio_last_failure();
+        return tdb_err(err, TDB_EIO, "io_error", "cannot store %s: %s failed: %s", path,
+                       f->op ? f->op : "a file call", strerror(-frc));
+    }
     return 0;
 }

@@ -38,6 +38,7 @@
 
 #include "storage/collection_int.h"
 #include "storage/manifest.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -361,6 +362,10 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
     pthread_mutex_unlock(&c->write_mu);
     if (due) st_schedule_flush(c);
     st_retry_timer_start(c); /* a flush failed during the replay */
+    /* Segments without their graph (a crash before the index job ended,
+     * a restore that wrote them): the index job, in the background. */
+    atomic_store(&c->last_write_ns, clock_mono_ns());
+    st_schedule_index(c);
     return 0;
 fail:
     st_close(c);

@@ -85,6 +85,9 @@ typedef struct st_options {
     uint64_t memtable_max_bytes;    /* freeze + background flush above this */
     uint32_t memtable_max_docs;     /* ... or above this many entries */
     uint32_t compaction_min_segments; /* background merge when this many segments */
+    /* After a flush, once no write came for this long, merge every
+     * segment into one (once per idle period); 0: never. */
+    uint32_t compaction_idle_merge_ms;
     pool *background;               /* shared workers for flush/compaction (not owned) */
     const st_text_field *text_fields; /* full-text fields (copied), or NULL */
     size_t n_text_fields;           /* 0..ST_MAX_TEXT_FIELDS */
@@ -157,6 +160,11 @@ int st_open(const char *dir, uint32_t dimension, tdb_metric metric, const st_opt
 /* Waits for this collection's background jobs, closes files, frees c.
  * Unflushed data stays in the WAL. NULL is a no-op. */
 void st_close(st_collection *c);
+/* Starts reading every segment file of c into the page cache (readahead,
+ * returns without waiting for it); the promotion to hot calls it. *bytes
+ * (may be NULL): the bytes asked for. Returns the number of files that
+ * could not be advised (0 on success); a failure costs only speed. */
+int st_preload(st_collection *c, uint64_t *bytes);
 
 /* Upserts n documents as one atomic, durable batch. Inputs must already be
  * validated (ids 1..512 bytes, vectors finite and of the dimension). Within
@@ -244,6 +252,9 @@ int st_search_text(st_collection *c, const st_text_query *q, size_t k, st_filter
 int st_flush(st_collection *c, tdb_error *err);
 /* Merges every segment into one, dropping deleted rows; returns when done. */
 int st_compact(st_collection *c, tdb_error *err);
+/* Waits until no flush, compaction or index job of c is queued or
+ * running (the idle-merge timer itself is not waited for). */
+void st_wait_background(st_collection *c);
 
 void st_stats_get(st_collection *c, st_stats *out);
 /* The current write problem, if any: its kind ("disk_full" when flushes

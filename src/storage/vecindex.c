@@ -1,8 +1,9 @@
 /*
  * vecindex.c: the vector index of a segment: an HNSW graph over its rows
  * (and SQ8 or RaBitQ codes the walk uses, per st_vector_index) built at
- * flush and compaction and stored as segment extras, then searched in
- * place through views on the mapped sections.
+ * by the index job (compaction.c; inline at flush below
+ * ST_INDEX_INLINE_MAX_ROWS rows) and at compaction, stored as segment
+ * extras, then searched in place through views on the mapped sections.
  * Layer: storage. Uses vec/ (hnsw.h, sq8.h, rabitq.h). The search itself
  * (graph or exact per segment, planner, merge) is st_search_ex in
  * collection.c; docs/vector.md ("Search across segments").
@@ -12,8 +13,9 @@
  * Row r of each is row r of the segment; the graph's vectors and norms are
  * the segment's own sections, borrowed by the view.
  *
- * A segment without a graph (written before indexes existed, or with a
- * graph this build cannot read) is scanned exactly: open logs and goes on,
+ * A segment without a graph (just flushed and waiting for the index job,
+ * written before indexes existed, or with a graph this build cannot read)
+ * is scanned exactly: open logs and goes on,
  * since the rows themselves passed their checksums.
  *
  * Building: the rows' vectors are gathered into one array in row order
@@ -46,8 +48,8 @@ static int extras_push(st_extras *ex, uint32_t kind, void *data, size_t len) {
     return 0;
 }
 
-int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
-                        tdb_error *err) {
+int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, bool cancellable,
+                        st_extras *ex, tdb_error *err) {
     const st_vector_index *vi = &c->opts.vector_index;
     if (c->dimension == 0 || vi->m == 0 || n == 0) return 0;
     if (n > HNSW_MAX_ROWS)
@@ -65,7 +67,8 @@ int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, s
     p.seed = ST_HNSW_SEED;
     void *blob = NULL;
     size_t len = 0;
-    int rc = hnsw_build(vectors, (uint32_t)n, (uint32_t)dim, c->metric, &p, &blob, &len, err);
+    int rc = hnsw_build_cancellable(vectors, (uint32_t)n, (uint32_t)dim, c->metric, &p,
+                                    cancellable ? &c->cancel : NULL, &blob, &len, err);
     if (rc == 0 && (rc = extras_push(ex, ST_EXTRA_HNSW, blob, len)) < 0) {
         free(blob);
         rc = tdb_err(err, TDB_ENOMEM, NULL, "out of memory storing a graph");
@@ -88,10 +91,10 @@ int st_vec_build_extras(const st_collection *c, const seg_row *rows, size_t n, s
     return rc;
 }
 
-int st_extras_build(const st_collection *c, const seg_row *rows, size_t n, st_extras *ex,
-                    tdb_error *err) {
+int st_extras_build(const st_collection *c, const seg_row *rows, size_t n, bool with_vec,
+                    bool cancellable, st_extras *ex, tdb_error *err) {
     int rc = st_text_build_extras(c, rows, n, ex, err);
-    if (rc == 0) rc = st_vec_build_extras(c, rows, n, ex, err);
+    if (rc == 0 && with_vec) rc = st_vec_build_extras(c, rows, n, cancellable, ex, err);
     if (rc < 0) st_extras_free(ex);
     return rc;
 }
@@ -144,6 +147,17 @@ void st_vec_seg_close(st_seg *s) {
     s->hnsw = NULL;
     s->sq8 = NULL;
     s->rabitq = NULL;
+}
+
+uint32_t st_test_index_inline_rows;
+
+uint32_t st_index_inline_rows(void) {
+    return st_test_index_inline_rows ? st_test_index_inline_rows : ST_INDEX_INLINE_MAX_ROWS;
+}
+
+bool st_seg_needs_graph(const st_collection *c, const st_seg *s) {
+    return c->dimension > 0 && c->opts.vector_index.m > 0 && s->hnsw == NULL &&
+           s->rows >= st_index_inline_rows() && s->rows <= HNSW_MAX_ROWS;
 }
 
 bool st_seg_fully_indexed(const st_collection *c, const st_seg *s) {

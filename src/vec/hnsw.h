@@ -85,6 +85,12 @@ int hnsw_params_check(const hnsw_params *p, tdb_error *err);
  * zero). Returns 0, TDB_EINVAL (parameters, dim, rows), TDB_ENOMEM. */
 int hnsw_build(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric metric,
                const hnsw_params *p, void **blob_out, size_t *len_out, tdb_error *err);
+/* hnsw_build that gives up when *cancel (NULL: never) reads true: every
+ * build thread checks it before each row. Returns TDB_ESHUTDOWN then,
+ * with nothing allocated. */
+int hnsw_build_cancellable(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric metric,
+                           const hnsw_params *p, const _Atomic bool *cancel, void **blob_out,
+                           size_t *len_out, tdb_error *err);
 
 /* ---- Read-only view on a blob (hnsw.c) ---------------------------------- */
 
@@ -115,6 +121,7 @@ void hnsw_view_use_rabitq(hnsw_view *v, const rabitq_view *codes);
 
 uint32_t hnsw_view_rows(const hnsw_view *v);
 uint32_t hnsw_view_m(const hnsw_view *v);
+uint32_t hnsw_view_ef_construction(const hnsw_view *v);
 uint32_t hnsw_view_max_level(const hnsw_view *v);
 /* Links stored in the blob (all levels): for stats and tests. */
 uint64_t hnsw_view_links(const hnsw_view *v);

@@ -33,6 +33,7 @@ typedef struct build_ctx {
     hnsw_index *ix;
     atomic_uint next; /* next row to insert */
     atomic_int rc;    /* first failure, or 0 */
+    const _Atomic bool *cancel; /* NULL, or stop with TDB_ESHUTDOWN once true */
 } build_ctx;
 
 static void *build_worker(void *arg) {
@@ -45,6 +46,10 @@ static void *build_worker(void *arg) {
     uint32_t rows = b->ix->g.rows;
     for (;;) {
         if (atomic_load_explicit(&b->rc, memory_order_relaxed) != 0) break;
+        if (b->cancel != NULL && atomic_load_explicit(b->cancel, memory_order_relaxed)) {
+            atomic_store(&b->rc, TDB_ESHUTDOWN);
+            break;
+        }
         uint32_t r = atomic_fetch_add_explicit(&b->next, 1, memory_order_relaxed);
         if (r >= rows) break;
         int rc = hnsw_index_insert_row(b->ix, s, r);
@@ -72,6 +77,12 @@ static uint32_t build_threads(const hnsw_params *p, uint32_t rows) {
 
 int hnsw_build(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric metric,
                const hnsw_params *p, void **blob_out, size_t *len_out, tdb_error *err) {
+    return hnsw_build_cancellable(vectors, rows, dim, metric, p, NULL, blob_out, len_out, err);
+}
+
+int hnsw_build_cancellable(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric metric,
+                           const hnsw_params *p, const _Atomic bool *cancel, void **blob_out,
+                           size_t *len_out, tdb_error *err) {
     *blob_out = NULL;
     *len_out = 0;
     int rc = hnsw_params_check(p, err);
@@ -122,7 +133,7 @@ int hnsw_build(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric met
 
     /* Phase 2: row 0 first (entry point), then every thread. */
     if (rows) {
-        build_ctx b = {.ix = ix};
+        build_ctx b = {.ix = ix, .cancel = cancel};
         atomic_init(&b.next, 1);
         atomic_init(&b.rc, 0);
         hnsw_scratch *s = hnsw_scratch_new();
@@ -146,6 +157,10 @@ int hnsw_build(const float *vectors, uint32_t rows, uint32_t dim, tdb_metric met
         build_worker(&b); /* the calling thread works too */
         for (uint32_t t = 1; t <= started; t++) pthread_join(tids[t], NULL);
         rc = atomic_load(&b.rc);
+        if (rc == TDB_ESHUTDOWN) {
+            rc = tdb_err(err, rc, "shutting_down", "graph build cancelled");
+            goto done;
+        }
         if (rc) {
             rc = tdb_err(err, rc, NULL, "out of memory while building the graph");
             goto done;
