@@ -14,7 +14,13 @@ tierdb's share of curl's throughput, with the load average (the machine may be s
 client's CPU seconds per transfer (what hashing and checking cost, whatever the load). s3rver
 (Node, writing to its directory) is usually the bottleneck on loopback: the ratio is the figure.
 
+With --part-delay-ms D, tests/objstore/s3proxy.py (Debian python3-botocore) sits in front of s3rver
+for both clients and holds every multipart part D ms before forwarding it: a stand-in for a store
+far away or one that limits each connection, where the parts in flight at once
+(objstore_options.part_concurrency) set the multipart throughput. curl's single PUT is not held.
+
 Run: python3 bench/s3_throughput.py --objstore-io build-bench/objstore_io [--sizes 16,128] [--rounds 3]
+     [--part-delay-ms 500]
 """
 import argparse
 import os
@@ -24,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 import test_s3_server as P  # noqa: E402  (its peer start/stop helpers)
@@ -54,6 +61,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--multipart-mib", type=int, default=0,
                     help="tierdb's multipart threshold in MiB (default: the library's, 64)")
+    ap.add_argument("--part-delay-ms", type=int, default=0,
+                    help="hold each multipart part this long in a proxy before s3rver (default: no proxy)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tdb-s3bench-")
     data = os.path.join(tmp, "s3rver")
@@ -63,6 +72,15 @@ def main():
                                 "-p", "0", "--service-endpoint", "localhost", "--configure-bucket", BUCKET,
                                 "--silent"], "s3rver")
     endpoint = "http://127.0.0.1:%d" % port
+    proxy = None
+    if args.part_delay_ms:
+        here = os.path.dirname(os.path.abspath(__file__))
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        proxy, pport = P._start_peer([python, os.path.join(here, "..", "tests", "objstore", "s3proxy.py"),
+                                      "--upstream", str(port)], "s3proxy.py (needs python3-botocore)")
+        endpoint = "http://127.0.0.1:%d" % pport
+        urllib.request.urlopen("%s/__proxy/fault?mode=slow&delay_ms=%d&match=partNumber="
+                               % (endpoint, args.part_delay_ms), timeout=10).read()
     env = dict(os.environ, TIERDB_S3_ENDPOINT=endpoint, TIERDB_S3_PATH_STYLE="1",
                AWS_ACCESS_KEY_ID="S3RVER", AWS_SECRET_ACCESS_KEY="S3RVER", AWS_REGION="us-east-1")
     if args.multipart_mib:
@@ -96,6 +114,8 @@ def main():
                 os.unlink(dst)
             mbps = {k: size / 1e6 / statistics.median(v) for k, v in t.items()}
             load = os.getloadavg()
+            if args.part_delay_ms:
+                print("      (through s3proxy.py, each multipart part held %d ms)" % args.part_delay_ms)
             print("%4d MiB, %d rounds, load %.1f: put tierdb %6.1f MB/s, curl %6.1f MB/s (%.0f%%);"
                   " get tierdb %6.1f MB/s, curl %6.1f MB/s (%.0f%%)"
                   % (mib, args.rounds, load[0], mbps["tierdb put"], mbps["curl put"],
@@ -107,6 +127,8 @@ def main():
             CPU.clear()
             os.unlink(src)
     finally:
+        if proxy:
+            P._stop(proxy)
         P._stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 

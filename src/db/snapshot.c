@@ -16,7 +16,10 @@
  * <id>.old. A crash between the two renames leaves <id> missing and
  * <id>.old present; tdb_open renames it back (db.c remove_orphans), so the
  * collection holds its old or its new contents, never neither. Restoring
- * from Parquet alone rebuilds every index (flush builds them). An in-place
+ * from Parquet alone rebuilds every index: the build's flush writes the
+ * text indexes and codes, the HNSW graphs are built by the storage layer
+ * after the swap (restore_in_place). A restore into a new name creates
+ * the collection empty and restores it in place the same way. An in-place
  * restore of a snapshot whose dimension or metric differ from the
  * collection's (dropped with keep_snapshots and created again) is refused
  * with TDB_ECONFLICT before anything is downloaded.
@@ -70,9 +73,11 @@ static int finish(buf *b, char **out_json, tdb_error *err) {
     return 0;
 }
 
-/* Writes every live document of st to a Parquet file at path. */
-int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
-                         uint64_t *size, tdb_error *err) {
+/* Writes every live document of st to a Parquet file at path, with the
+ * writer options po. */
+static int write_parquet(db_coll *c, st_collection *st, const char *path,
+                         const pq_writer_options *po, uint64_t *docs, uint64_t *size,
+                         tdb_error *err) {
     pq_attr_def *defs = calloc(c->schema.attr_count ? c->schema.attr_count : 1, sizeof *defs);
     if (defs == NULL) return tdb_err(err, TDB_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; i < c->schema.attr_count; i++)
@@ -82,7 +87,7 @@ int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *
     pq_schema ps = {c->dimension, c->name, metric_name(c->metric), cfg.data, c->schema.attr_count,
                     defs};
     pq_writer *w = NULL;
-    int rc = pq_writer_open(path, &ps, NULL, &w, err);
+    int rc = pq_writer_open(path, &ps, po, &w, err);
     free(defs);
     buf_free(&cfg);
     if (rc) return rc;
@@ -116,6 +121,23 @@ int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *
     return pq_writer_close(w, size, err);
 }
 
+/* Temporary Parquet files (DATA/tmp, unlinked once uploaded: the store's
+ * put makes its copy durable) are not fsynced: that would only add a
+ * flush of every byte to the disk. */
+static void tmp_file_options(pq_writer_options *po) {
+    pq_writer_options_default(po);
+    po->fsync = false;
+}
+
+/* Writes every live document of st to a Parquet file at path (the writer's
+ * default encoding: the cold tier's copies). */
+int db_write_parquet(db_coll *c, st_collection *st, const char *path, uint64_t *docs,
+                     uint64_t *size, tdb_error *err) {
+    pq_writer_options po;
+    tmp_file_options(&po);
+    return write_parquet(c, st, path, &po, docs, size, err);
+}
+
 int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_error *err) {
     *out_json = NULL;
     db_coll *c = NULL;
@@ -142,7 +164,15 @@ int tdb_snapshot_create_json(tdb_db *db, const char *name, char **out_json, tdb_
         db_coll_end(c);
         goto done;
     }
-    rc = db_write_parquet(c, st, path, &docs, &size, err);
+    /* SNAPPY rather than the writer's default ZSTD: float32 vectors, most
+     * of a snapshot, compress little, so ZSTD's CPU buys little size (on
+     * bench/snapshot_bench.py's 10,000 x 512: a file 9 % larger for a
+     * third less CPU), and every reader API.md names reads SNAPPY (Spark's
+     * and pyarrow's default). */
+    pq_writer_options po;
+    tmp_file_options(&po);
+    po.codec = PQ_CODEC_SNAPPY;
+    rc = write_parquet(c, st, path, &po, &docs, &size, err);
     db_coll_end(c); /* no lock across the upload */
     c = NULL;
     if (rc) goto done;
@@ -294,6 +324,9 @@ static int fetch(tdb_db *db, const catalog_snapshot *s, char **path, tdb_error *
     return rc;
 }
 
+static int restore_in_place(tdb_db *db, db_coll *c, const char *path, bool fresh_coll,
+                            tdb_error *err);
+
 /* Restores into a new collection `into` with the snapshot's config. */
 static int restore_into(tdb_db *db, const catalog_snapshot *s, const char *path, const char *into,
                         char **out_json, tdb_error *err) {
@@ -309,23 +342,30 @@ static int restore_into(tdb_db *db, const catalog_snapshot *s, const char *path,
     buf_free(&body);
     tdb_free(created);
     if (rc) return rc;
+    /* Built beside the new (empty) collection and swapped in, as a restore
+     * in place is: the same fast load, and a failure drops it whole. */
     db_coll *c = NULL;
-    st_collection *st;
-    rc = db_coll_begin(db, into, &c, &st, err);
+    rc = db_coll_get(db, into, &c, err);
     if (rc == 0) {
-        rc = db_load_parquet(path, s->dimension, st, err);
-        if (rc == 0) rc = st_flush(st, err);
-        db_coll_end(c);
+        rc = restore_in_place(db, c, path, true, err);
+        db_coll_put(c);
     }
+    /* The reply opens the restored storage: if even that fails, the
+     * restore is reported failed, so it leaves nothing either. */
+    if (rc == 0) rc = tdb_collection_get_json(db, into, out_json, err);
     if (rc) {
         tdb_collection_drop(db, into, true, NULL); /* a failed restore leaves nothing */
         return rc;
     }
-    return tdb_collection_get_json(db, into, out_json, err);
+    return 0;
 }
 
-/* Restores in place: build in <dir>.restore, then swap (see the top). */
-static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error *err) {
+/* Restores in place: build in <dir>.restore, then swap (see the top).
+ * fresh_coll: c was just created for this restore and its directory holds
+ * nothing to keep, so it is removed rather than set aside as <dir>.old
+ * (which tdb_open would move back even once the collection is dropped). */
+static int restore_in_place(tdb_db *db, db_coll *c, const char *path, bool fresh_coll,
+                            tdb_error *err) {
     char *dir = db_coll_dir(db, c);
     size_t n = dir ? strlen(dir) + 16 : 0;
     char *fresh = dir ? malloc(n) : NULL, *old = dir ? malloc(n) : NULL;
@@ -342,6 +382,17 @@ static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error 
     st_options so;
     st_text_field *tf = NULL;
     if ((rc = db_storage_options(db, c, &so, &tf, err)) != 0) goto unlock;
+    /* The build directory is not live until the swap: a crash before it
+     * leaves a directory that is removed, never opened (db.c). So its WAL
+     * is never fsynced batch by batch; st_flush makes the result durable
+     * (each segment and the MANIFEST are fsynced before it returns, and
+     * the WAL once before the MANIFEST names the checkpoint), before the
+     * rename publishes it. The HNSW graph is not built here: the segments
+     * are written without one (searched exactly, and given their graph by
+     * the storage layer once open under the collection's own index
+     * options), so the restore costs what loading the rows costs. */
+    so.fsync = TDB_FSYNC_NONE;
+    so.vector_index.m = 0;
     st_collection *st = NULL;
     rc = st_open(fresh, c->dimension, c->metric, &so, &st, err);
     free(tf);
@@ -360,7 +411,7 @@ static int restore_in_place(tdb_db *db, db_coll *c, const char *path, tdb_error 
     }
     c->cached_valid = false;
     pthread_mutex_unlock(&c->mu);
-    int e = fio_exists(dir) ? fio_rename(dir, old) : 0;
+    int e = !fio_exists(dir) ? 0 : fresh_coll ? fio_rmtree(dir) : fio_rename(dir, old);
     if (e == 0) e = fio_rename(fresh, dir);
     bool swapped = e == 0;
     if (!swapped) {
@@ -443,7 +494,7 @@ int tdb_snapshot_restore_json(tdb_db *db, const char *name, const char *snapshot
     if (into) {
         rc = restore_into(db, &s[0], path, into, out_json, err);
     } else {
-        rc = restore_in_place(db, c, path, err);
+        rc = restore_in_place(db, c, path, false, err);
         if (rc == 0) rc = tdb_collection_get_json(db, name, out_json, err);
     }
     if (rc == TDB_EREADONLY) {

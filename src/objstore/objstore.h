@@ -61,6 +61,9 @@
 #define OBJSTORE_MAX_PART_BYTES ((uint64_t)5 << 30)
 /* S3 allows at most this many parts; the part size grows to stay below. */
 #define OBJSTORE_MAX_PARTS 10000
+/* Parts of one multipart upload in flight at once: the default, the cap. */
+#define OBJSTORE_DEFAULT_PART_CONCURRENCY 4u
+#define OBJSTORE_MAX_PART_CONCURRENCY 16u
 /* S3 returns at most this many keys per list page. */
 #define OBJSTORE_MAX_LIST_KEYS 1000
 
@@ -78,6 +81,9 @@ typedef struct objstore_options {
     const char *session_token; /* NULL: $AWS_SESSION_TOKEN (temporary credentials), may stay unset */
     uint64_t multipart_threshold_bytes; /* multipart upload at or above this size; default 64 MiB */
     uint64_t part_size_bytes;           /* >= OBJSTORE_MIN_PART_BYTES; default 16 MiB */
+    uint32_t part_concurrency; /* parts of one multipart upload sent at once (memory: this many
+                                * parts); 0 = OBJSTORE_DEFAULT_PART_CONCURRENCY, at most
+                                * OBJSTORE_MAX_PART_CONCURRENCY */
     uint32_t max_retries;         /* retries after the first attempt; default 5 */
     uint32_t retry_base_delay_ms; /* backoff before retry n is random in [0, base * 2^n]; default 200 */
     uint32_t retry_max_delay_ms;  /* ... capped at this; default 10000 */

@@ -37,9 +37,10 @@
  *       (NoSuchUpload); the object is then checked by HEAD (size and
  *       CRC32C ours) before success is reported; on success there is
  *       nothing left to abort.
- *   (3) memory per transfer is bounded by one part (multipart) or one I/O
- *       chunk (single PUT from a file, downloads to a file), plus capped
- *       reply bodies.
+ *   (3) memory per transfer is bounded by part_concurrency parts
+ *       (multipart: that many parts are in flight, each from its own
+ *       buffer and thread) or one I/O chunk (single PUT from a file,
+ *       downloads to a file), plus capped reply bodies.
  *
  * Counting: every HTTP request sent (retries included) and every retry,
  * by reason, go to the store's counters (objstore_stats); the front counts
@@ -105,6 +106,7 @@ typedef struct s3_store {
     char *sigv4;         /* "aws:amz:REGION:s3" */
     uint64_t multipart_threshold;
     uint64_t part_size;
+    uint32_t part_concurrency; /* parts of one multipart upload in flight */
     uint32_t max_retries;
     uint32_t retry_base_ms;
     uint32_t retry_max_ms;
@@ -951,6 +953,10 @@ static int s3_open(objstore *s, const char *location, const objstore_options *o,
     st->path_style = o->path_style;
     st->multipart_threshold = o->multipart_threshold_bytes;
     st->part_size = o->part_size_bytes;
+    st->part_concurrency = o->part_concurrency == 0 ? OBJSTORE_DEFAULT_PART_CONCURRENCY
+                           : o->part_concurrency > OBJSTORE_MAX_PART_CONCURRENCY
+                               ? OBJSTORE_MAX_PART_CONCURRENCY
+                               : o->part_concurrency;
     st->max_retries = o->max_retries;
     st->retry_base_ms = o->retry_base_delay_ms;
     st->retry_max_ms = o->retry_max_delay_ms;
@@ -1030,6 +1036,112 @@ static void abort_upload(s3_store *st, const char *fkey, const char *query) {
     req_free(&r);
 }
 
+/* The parts of one multipart upload (invariant (3)): sent by up to
+ * part_concurrency threads (the caller's among them), each taking the
+ * next part number and holding one part in memory at a time. Each part's
+ * request retries on its own (invariant (1)); the first part that fails
+ * for good stops the others from starting new parts, and put_multipart
+ * then aborts the upload (invariant (2)). */
+typedef struct mp_job {
+    s3_store *st;
+    const char *fkey;
+    const ostore_source *src;
+    const char *upload_q;              /* "uploadId=..." (query-encoded) */
+    uint64_t size, part;
+    uint32_t parts;
+    char (*etags)[S3_MAX_ETAG_BYTES];  /* one per part, filled as they are accepted */
+    pthread_mutex_t mu;                /* guards next, rc, err */
+    uint32_t next;                     /* next part index to send */
+    int rc;                            /* the first failure, 0 if none */
+    tdb_error err;                     /* its description */
+} mp_job;
+
+/* Sends part i (0-based); part_buf holds a part when the source is a file. */
+static int send_part(mp_job *j, uint32_t i, uint8_t *part_buf, buf *q, tdb_error *err) {
+    s3_store *st = j->st;
+    uint64_t off = (uint64_t)i * j->part;
+    uint64_t len = j->size - off < j->part ? j->size - off : j->part;
+    ostore_source view = {.kind = OSTORE_SRC_MEM, .fd = -1, .size_bytes = len};
+    if (j->src->kind == OSTORE_SRC_MEM) {
+        view.data = j->src->data + off;
+    } else {
+        ssize_t n = ostore_source_read(j->src, off, part_buf, (size_t)len);
+        if (n != (ssize_t)len) return source_error(j->src, n < 0 ? (int)n : -EIO, j->fkey, err);
+        view.data = part_buf;
+    }
+    buf_reset(q);
+    buf_printf(q, "partNumber=%u&%s", i + 1, j->upload_q);
+    if (buf_failed(q)) return tdb_err(err, TDB_ENOMEM, "out_of_memory", "out of memory");
+    s3_req pr = {.method = "PUT", .key = j->fkey, .query = q->data, .body = &view, .body_len = len,
+                 .reply = BUF_INIT};
+    int rc = hash_range(&view, 0, len, pr.body_sha256, NULL); /* memory: only ENOMEM */
+    rc = rc < 0 ? source_error(&view, rc, j->fkey, err) : s3_do(st, &pr, err);
+    if (rc == 0 && pr.status != 200) rc = http_error(st, &pr, err);
+    if (rc == 0 && pr.etag[0] == '\0')
+        rc = tdb_err(err, TDB_EIO, "object_store_error",
+                     "object store %s accepted part %u of '%.300s' without an ETag", st->endpoint,
+                     i + 1, j->fkey);
+    if (rc == 0) snprintf(j->etags[i], S3_MAX_ETAG_BYTES, "%s", pr.etag);
+    req_free(&pr);
+    return rc;
+}
+
+static void part_failed(mp_job *j, int rc, const tdb_error *e) {
+    pthread_mutex_lock(&j->mu);
+    if (j->rc == 0) {
+        j->rc = rc;
+        j->err = *e;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void *part_worker(void *arg) {
+    mp_job *j = arg;
+    tdb_error e;
+    tdb_err_clear(&e);
+    uint8_t *part_buf = NULL;
+    if (j->src->kind == OSTORE_SRC_FILE) {
+        part_buf = malloc((size_t)(j->part < j->size ? j->part : j->size));
+        if (part_buf == NULL) {
+            part_failed(j, tdb_err(&e, TDB_ENOMEM, "out_of_memory", "out of memory uploading '%.300s'",
+                                   j->fkey), &e);
+            return NULL;
+        }
+    }
+    buf q = BUF_INIT;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        bool go = j->rc == 0 && j->next < j->parts;
+        uint32_t i = go ? j->next++ : 0;
+        pthread_mutex_unlock(&j->mu);
+        if (!go) break;
+        int rc = send_part(j, i, part_buf, &q, &e);
+        if (rc < 0) {
+            part_failed(j, rc, &e);
+            break;
+        }
+    }
+    buf_free(&q);
+    free(part_buf);
+    return NULL;
+}
+
+/* Sends every part of j; 0, or the first part's failure in err. */
+static int send_parts(mp_job *j, tdb_error *err) {
+    uint32_t want = j->st->part_concurrency < j->parts ? j->st->part_concurrency : j->parts;
+    pthread_t tids[OBJSTORE_MAX_PART_CONCURRENCY];
+    uint32_t started = 0;
+    pthread_mutex_init(&j->mu, NULL);
+    tdb_err_clear(&j->err);
+    /* Threads beyond the caller's; if one cannot start, fewer parts fly. */
+    while (started + 1 < want && pthread_create(&tids[started], NULL, part_worker, j) == 0) started++;
+    part_worker(j);
+    for (uint32_t t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    pthread_mutex_destroy(&j->mu);
+    if (j->rc < 0 && err) *err = j->err;
+    return j->rc;
+}
+
 static int put_multipart(s3_store *st, const char *fkey, const ostore_source *src, tdb_error *err) {
     uint64_t size = src->size_bytes;
     uint64_t part = st->part_size;
@@ -1048,9 +1160,8 @@ static int put_multipart(s3_store *st, const char *fkey, const ostore_source *sr
     char hex[OSTORE_CRC_HEX_BYTES];
     ostore_crc_format(crc, hex);
 
-    buf q = BUF_INIT, xml = BUF_INIT, abort_q = BUF_INIT;
+    buf xml = BUF_INIT, abort_q = BUF_INIT;
     char (*etags)[S3_MAX_ETAG_BYTES] = NULL;
-    uint8_t *part_buf = NULL;
     bool started = false, completed = false;
     upload_id_ctx up = {.found = false};
 
@@ -1072,47 +1183,16 @@ static int put_multipart(s3_store *st, const char *fkey, const ostore_source *sr
     uri_encode(&abort_q, up.id, false);
 
     etags = calloc(parts, sizeof *etags);
-    if (src->kind == OSTORE_SRC_FILE) part_buf = malloc((size_t)(part < size ? part : size));
-    if (etags == NULL || (src->kind == OSTORE_SRC_FILE && part_buf == NULL) || buf_failed(&abort_q)) {
+    if (etags == NULL || buf_failed(&abort_q)) {
         rc = tdb_err(err, TDB_ENOMEM, "out_of_memory", "out of memory uploading '%.300s'", fkey);
         goto done;
     }
 
-    /* 2. UploadPart, one at a time (memory: one part). */
-    for (uint32_t i = 0; i < parts; i++) {
-        uint64_t off = (uint64_t)i * part;
-        uint64_t len = size - off < part ? size - off : part;
-        ostore_source view = {.kind = OSTORE_SRC_MEM, .fd = -1, .size_bytes = len};
-        if (src->kind == OSTORE_SRC_MEM) {
-            view.data = src->data + off;
-        } else {
-            ssize_t n = ostore_source_read(src, off, part_buf, (size_t)len);
-            if (n != (ssize_t)len) {
-                rc = source_error(src, n < 0 ? (int)n : -EIO, fkey, err);
-                goto done;
-            }
-            view.data = part_buf;
-        }
-        buf_reset(&q);
-        buf_printf(&q, "partNumber=%u&", i + 1);
-        buf_append(&q, abort_q.data, abort_q.len);
-        if (buf_failed(&q)) {
-            rc = tdb_err(err, TDB_ENOMEM, "out_of_memory", "out of memory");
-            goto done;
-        }
-        s3_req pr = {.method = "PUT", .key = fkey, .query = q.data, .body = &view, .body_len = len,
-                     .reply = BUF_INIT};
-        rc = hash_range(&view, 0, len, pr.body_sha256, NULL); /* memory: only ENOMEM */
-        rc = rc < 0 ? source_error(&view, rc, fkey, err) : s3_do(st, &pr, err);
-        if (rc == 0 && pr.status != 200) rc = http_error(st, &pr, err);
-        if (rc == 0 && pr.etag[0] == '\0')
-            rc = tdb_err(err, TDB_EIO, "object_store_error",
-                         "object store %s accepted part %u of '%.300s' without an ETag",
-                         st->endpoint, i + 1, fkey);
-        if (rc == 0) snprintf(etags[i], S3_MAX_ETAG_BYTES, "%s", pr.etag);
-        req_free(&pr);
-        if (rc < 0) goto done;
-    }
+    /* 2. UploadPart, up to part_concurrency at once. */
+    mp_job job = {.st = st, .fkey = fkey, .src = src, .upload_q = abort_q.data, .size = size,
+                  .part = part, .parts = parts, .etags = etags};
+    rc = send_parts(&job, err);
+    if (rc < 0) goto done;
 
     /* 3. CompleteMultipartUpload. */
     buf_puts(&xml, "<CompleteMultipartUpload>");
@@ -1162,8 +1242,6 @@ done:
     if (started && !completed && abort_q.data && !buf_failed(&abort_q))
         abort_upload(st, fkey, abort_q.data);
     free(etags);
-    free(part_buf);
-    buf_free(&q);
     buf_free(&xml);
     buf_free(&abort_q);
     return rc;

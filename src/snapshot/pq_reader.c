@@ -1612,6 +1612,23 @@ static int read_cell(pq_reader *r, rfield *f, cell *out, tdb_error *err) {
         default: break;
         }
         out->count++;
+        if (f->kind == OK_F32) {
+            /* Vectors: the rest of the row's run of present elements in
+             * this page is taken in one copy, as the steps above would
+             * take it one by one (a slot that is null, a new row or the
+             * page's end leaves it to them). */
+            size_t n = 0, room = c->n_vals - c->val;
+            while (n < room && c->entry + n < c->n_entries && c->reps[c->entry + n] != 0 &&
+                   c->defs[c->entry + n] == f->max_def)
+                n++;
+            if (n) {
+                if (!out_reserve(f, out->count + n)) return nomem(r, err);
+                memcpy(f->fout + out->count, c->vals.f + c->val, n * sizeof *f->fout);
+                out->count += n;
+                c->entry += n;
+                c->val += n;
+            }
+        }
     }
     return 0;
 }

@@ -267,6 +267,48 @@ def test_restore_refuses_another_shape(ctx):
         c.delete("/v1/collections/" + n)
 
 
+def test_restore_larger_than_a_memtable(ctx):
+    """A restore whose rows fill several memtables (memtable_max_docs 100 for 700 documents) is
+    built over several flushes beside the collection, then swapped in: every document comes back,
+    the queries answer as before, nothing of the build (<id>.restore, <id>.old) is left in the data
+    directory, and the restored collections survive a restart and take writes."""
+    s = ctx.server("snap_small", env={"TIERDB_MEMTABLE_MAX_DOCS": "100"})
+    c = s.client()
+    rng = random.Random(11)
+    docs = make_docs(rng, N_DOCS)
+    name = "sr_small"
+    r = c.post("/v1/collections", {"name": name, "dimension": DIM, "metric": "cosine", "attributes": SCHEMA})
+    ctx.check(r.status == 201, "create", r)
+    for i in range(0, len(docs), 100):
+        r = c.post("/v1/collections/%s/documents" % name, {"documents": docs[i:i + 100]})
+        ctx.check(r.status == 200, "upsert", r)
+    before, _ = dump(c, name)
+    qs = queries(random.Random(5))
+    want = answers(ctx, c, name, qs)
+    snap = c.post("/v1/collections/%s/snapshots" % name).get("snapshot_id")
+    r = c.post("/v1/collections/%s/snapshots/%s/restore" % (name, q(snap)), {"into": name + "_copy"})
+    ctx.check(r.status == 200 and r.get("documents") == len(before), "restore into a new name", r)
+    r = c.post("/v1/collections/%s/documents" % name, {"documents": make_docs(rng, 50, prefix="x")})
+    ctx.check(r.status == 200, "change the collection", r)
+    r = c.post("/v1/collections/%s/snapshots/%s/restore" % (name, q(snap)))
+    ctx.check(r.status == 200 and r.get("documents") == len(before), "restore in place", r)
+    for n in (name, name + "_copy"):
+        compare_docs(ctx, n + " restored", dump(c, n)[0], before)
+        compare_answers(ctx, n + " restored", answers(ctx, c, n, qs), want)
+    left = [e for e in os.listdir(os.path.join(s.data, "collections")) if "." in e]
+    ctx.check(left == [], "no build directory left under collections/", left)
+    s.stop()
+    s.start()
+    c = s.client()
+    for n in (name, name + "_copy"):
+        compare_docs(ctx, n + " after a restart", dump(c, n)[0], before)
+        compare_answers(ctx, n + " after a restart", answers(ctx, c, n, qs), want)
+        r = c.post("/v1/collections/%s/documents" % n, {"documents": make_docs(rng, 5, prefix="w")})
+        ctx.check(r.status == 200 and c.get("/v1/collections/" + n).get("documents") == len(before) + 5,
+                  n + " takes writes after the restore", r)
+
+
 if __name__ == "__main__":
-    T.main([test_snapshot_delete_restore, test_restore_in_place_over_changes, test_restore_refuses_another_shape],
+    T.main([test_snapshot_delete_restore, test_restore_in_place_over_changes, test_restore_refuses_another_shape,
+            test_restore_larger_than_a_memtable],
            description=__doc__)

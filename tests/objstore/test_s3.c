@@ -819,6 +819,64 @@ static void s3_multipart_retries_part_and_complete_failures(void **state) {
     objstore_close(s);
 }
 
+/* Parts in flight at once: part_concurrency 1 sends them over one
+ * connection, one after another; with 4, parts held back by the proxy
+ * (each waits 400 ms before it is forwarded) are sent over several
+ * connections at once. The object is whole either way. A part that keeps
+ * failing stops the upload: no completion is sent, the upload is aborted
+ * once, and nothing is visible. */
+static void s3_multipart_sends_parts_in_parallel_and_aborts_on_a_failing_part(void **state) {
+    (void)state;
+    size_t n = 20 * MIB + 77; /* five parts: 4 x 5 MiB + 77 bytes */
+    uint8_t *data = malloc(n);
+    assert_non_null(data);
+    fill(data, n, 6);
+    tdb_error err;
+    objstore_options o;
+    test_options(&o);
+
+    o.part_concurrency = 1;
+    objstore *one = open_with("s3://" BUCKET "/par1", &o);
+    ctl_do("reset");
+    if (objstore_put(one, "x.bin", data, n, &err) != 0) fail_msg("one part at a time: %s", err.message);
+    char *st = ctl("stats");
+    assert_int_equal(count_in(st, "/par1/x.bin?partNumber="), 5);
+    long serial = stat_of(st, "connections"); /* the store's one, and this stats request's */
+    assert_true(serial <= 2);
+    free(st);
+    assert_object_is(one, "x.bin", data, n);
+    objstore_close(one);
+
+    o.part_concurrency = 4;
+    objstore *s = open_with("s3://" BUCKET "/par4", &o);
+    ctl_do("reset");
+    ctl_do("fault?mode=slow&delay_ms=400&match=partNumber=");
+    if (objstore_put(s, "x.bin", data, n, &err) != 0) fail_msg("parts in parallel: %s", err.message);
+    st = ctl("stats");
+    assert_int_equal(count_in(st, "/par4/x.bin?partNumber="), 5);
+    assert_int_equal(stat_of(st, "faults"), 5);
+    if (stat_of(st, "connections") <= serial) fail_msg("parts were not sent in parallel: %.2000s", st);
+    assert_int_equal(count_in(st, "POST /" BUCKET "/par4/x.bin?uploadId="), 1); /* completed */
+    free(st);
+    ctl_do("reset");
+    assert_object_is(s, "x.bin", data, n);
+
+    /* Part 3 fails on every attempt while the others go through. */
+    ctl_do("fault?mode=status&code=500&match=partNumber=3&");
+    assert_int_equal(objstore_put(s, "y.bin", data, n, &err), TDB_EIO);
+    assert_non_null(strstr(err.message, "kept failing"));
+    st = ctl("stats");
+    assert_int_equal(stat_of(st, "faults"), 5); /* 1 + max_retries attempts of part 3 */
+    assert_int_equal(count_in(st, "POST /" BUCKET "/par4/y.bin?uploadId="), 0); /* no completion */
+    assert_int_equal(count_in(st, "DELETE /" BUCKET "/par4/y.bin?uploadId="), 1); /* aborted */
+    free(st);
+    ctl_do("reset");
+    assert_absent(s, "y.bin");
+    free(data);
+    objstore_close(s);
+    assert_all_signed();
+}
+
 static void s3_slow_reply_hits_the_stall_timeout_and_is_retried(void **state) {
     (void)state;
     ctl_do("reset");
@@ -989,6 +1047,7 @@ int main(void) {
         cmocka_unit_test(s3_https_to_a_plain_http_server_fails_naming_tls),
         cmocka_unit_test(s3_retries_through_5xx_429_and_dropped_connections),
         cmocka_unit_test(s3_multipart_retries_part_and_complete_failures),
+        cmocka_unit_test(s3_multipart_sends_parts_in_parallel_and_aborts_on_a_failing_part),
         cmocka_unit_test(s3_slow_reply_hits_the_stall_timeout_and_is_retried),
         cmocka_unit_test(s3_failure_outlasting_retries_leaves_no_object),
         cmocka_unit_test(s3_corrupted_download_is_detected),
