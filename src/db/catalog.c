@@ -1,6 +1,6 @@
 /*
  * catalog.c: the SQLite catalog (DATA/catalog.db).
- * Layer: db. Schema version 1:
+ * Layer: db. Schema version 2:
  *
  *   meta(key TEXT PRIMARY KEY, value TEXT)        -- schema_version
  *   collections(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE,
@@ -13,6 +13,18 @@
  *   snapshots(id TEXT PRIMARY KEY, collection TEXT, created_at INTEGER,
  *             documents INTEGER, size_bytes INTEGER, object_key TEXT,
  *             location TEXT, config TEXT, dimension INTEGER, metric INTEGER)
+ *   access_state(id INTEGER PRIMARY KEY, last_accessed_at INTEGER,
+ *                access_count INTEGER, access_window_start INTEGER,
+ *                window_count INTEGER)
+ *
+ * access_state holds the access tracking fields (version 2). They are
+ * rewritten for every accessed collection each policy cycle, so they live
+ * in a narrow table of five integers rather than in the wide collections
+ * row (config JSON and all): the batched write touches a few pages instead
+ * of the whole collections table. The same-named columns of collections
+ * are kept from version 1 but no longer read once a row of access_state
+ * exists. Version 1 catalogs are migrated on open, in one transaction that
+ * copies the access fields across.
  *
  * Times are ms since the epoch. AUTOINCREMENT so that an id (and so a
  * directory name) is never reused after a drop: a half-removed directory of
@@ -29,7 +41,7 @@
 
 #include "util/error.h"
 
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2
 #define CATALOG_BUSY_TIMEOUT_MS 5000
 
 struct catalog {
@@ -51,6 +63,28 @@ static int exec(catalog *c, const char *sql, tdb_error *err) {
         return rc;
     }
     return 0;
+}
+
+/* Version 1 -> 2: the access state moves to its own narrow table. One
+ * transaction: a crash leaves version 1 intact, and the next open retries. */
+static int migrate(catalog *c, tdb_error *err) {
+    int rc = exec(c, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    if ((rc = exec(c,
+                   "CREATE TABLE IF NOT EXISTS access_state("
+                   " id INTEGER PRIMARY KEY, last_accessed_at INTEGER NOT NULL,"
+                   " access_count INTEGER NOT NULL, access_window_start INTEGER NOT NULL,"
+                   " window_count INTEGER NOT NULL);"
+                   "INSERT OR IGNORE INTO access_state(id, last_accessed_at, access_count,"
+                   " access_window_start, window_count)"
+                   " SELECT id, last_accessed_at, access_count, access_window_start, window_count"
+                   " FROM collections"
+                   " WHERE (SELECT value FROM meta WHERE key='schema_version')='1';"
+                   "UPDATE meta SET value='2' WHERE key='schema_version' AND value='1';"
+                   "COMMIT;",
+                   err)) != 0)
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 int catalog_open(const char *path, catalog **out, tdb_error *err) {
@@ -90,6 +124,7 @@ int catalog_open(const char *path, catalog **out, tdb_error *err) {
                    " dimension INTEGER NOT NULL, metric INTEGER NOT NULL);",
                    err)) != 0)
         goto fail;
+    if ((rc = migrate(c, err)) != 0) goto fail;
     /* Refuse a catalog written by a newer build rather than misread it. */
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key='schema_version'", -1, &st,
@@ -155,6 +190,8 @@ int catalog_insert(catalog *c, catalog_row *row, tdb_error *err) {
         goto done;
     }
     row->id = sqlite3_last_insert_rowid(c->db);
+    /* No access_state row yet: catalog_list falls back to the columns
+     * just written until the first access write creates it. */
 done:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&c->mu);
@@ -165,13 +202,22 @@ int catalog_delete(catalog *c, int64_t id, tdb_error *err) {
     pthread_mutex_lock(&c->mu);
     sqlite3_stmt *st = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(c->db, "DELETE FROM collections WHERE id=?", -1, &st, NULL) !=
-        SQLITE_OK) {
-        rc = sql_err(c, err, "prepare delete");
-        goto done;
+    if ((rc = exec(c, "BEGIN IMMEDIATE", err)) != 0) goto done;
+    static const char *const sqls[] = {"DELETE FROM access_state WHERE id=?",
+                                       "DELETE FROM collections WHERE id=?"};
+    for (size_t i = 0; i < 2; i++) {
+        if (sqlite3_prepare_v2(c->db, sqls[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = sql_err(c, err, "prepare delete");
+            break;
+        }
+        sqlite3_bind_int64(st, 1, id);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(c, err, "delete");
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc) break;
     }
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = sql_err(c, err, "delete");
+    if (rc == 0) rc = exec(c, "COMMIT", err);
+    if (rc) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 done:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&c->mu);
@@ -192,10 +238,14 @@ int catalog_list(catalog *c, catalog_row **rows_out, size_t *n_out, tdb_error *e
     size_t n = 0, cap = 0;
     int rc = 0;
     if (sqlite3_prepare_v2(c->db,
-                           "SELECT id, name, config, dimension, metric, created_at, updated_at,"
-                           " tier, pinned, last_accessed_at, access_count, access_window_start,"
-                           " window_count, snapshot_id, object_bytes, cold_documents, cold_since"
-                           " FROM collections ORDER BY name",
+                           "SELECT c.id, name, config, dimension, metric, created_at, updated_at,"
+                           " tier, pinned, COALESCE(a.last_accessed_at, c.last_accessed_at),"
+                           " COALESCE(a.access_count, c.access_count),"
+                           " COALESCE(a.access_window_start, c.access_window_start),"
+                           " COALESCE(a.window_count, c.window_count), snapshot_id, object_bytes,"
+                           " cold_documents, cold_since"
+                           " FROM collections c LEFT JOIN access_state a ON a.id = c.id"
+                           " ORDER BY name",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = sql_err(c, err, "prepare list");
         goto done;
@@ -257,14 +307,52 @@ void catalog_rows_free(catalog_row *rows, size_t n) {
     free(rows);
 }
 
+/* Upserts the access fields of rows into access_state: one prepared
+ * statement, inside the caller's transaction. Caller holds c->mu. */
+static int write_access(catalog *c, const catalog_row *rows, size_t n, tdb_error *err) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT OR REPLACE INTO access_state(id, last_accessed_at, access_count,"
+                           " access_window_start, window_count) VALUES(?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return sql_err(c, err, "prepare access update");
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const catalog_row *r = &rows[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, r->id);
+        sqlite3_bind_int64(st, 2, r->last_accessed_at_ms);
+        sqlite3_bind_int64(st, 3, r->access_count);
+        sqlite3_bind_int64(st, 4, r->access_window_start_ms);
+        sqlite3_bind_int64(st, 5, r->window_count);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = sql_err(c, err, "access update");
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int catalog_update_access(catalog *c, const catalog_row *rows, size_t n, tdb_error *err) {
+    pthread_mutex_lock(&c->mu);
+    int rc = exec(c, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        rc = write_access(c, rows, n, err);
+        if (rc == 0) rc = exec(c, "COMMIT", err);
+        if (rc) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_error *err) {
     pthread_mutex_lock(&c->mu);
     sqlite3_stmt *st = NULL;
     int rc = exec(c, "BEGIN IMMEDIATE", err);
     if (rc) goto done;
     if (sqlite3_prepare_v2(c->db,
-                           "UPDATE collections SET tier=?, pinned=?, last_accessed_at=?,"
-                           " access_count=?, access_window_start=?, window_count=?, snapshot_id=?,"
+                           "UPDATE collections SET tier=?, pinned=?, snapshot_id=?,"
                            " object_bytes=?, cold_documents=?, cold_since=?, updated_at=?"
                            " WHERE id=?",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -276,17 +364,13 @@ int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_erro
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, r->tier);
         sqlite3_bind_int64(st, 2, r->pinned);
-        sqlite3_bind_int64(st, 3, r->last_accessed_at_ms);
-        sqlite3_bind_int64(st, 4, r->access_count);
-        sqlite3_bind_int64(st, 5, r->access_window_start_ms);
-        sqlite3_bind_int64(st, 6, r->window_count);
-        if (r->snapshot_id) sqlite3_bind_text(st, 7, r->snapshot_id, -1, SQLITE_STATIC);
-        else sqlite3_bind_null(st, 7);
-        sqlite3_bind_int64(st, 8, r->object_bytes);
-        sqlite3_bind_int64(st, 9, r->cold_documents);
-        sqlite3_bind_int64(st, 10, r->cold_since_ms);
-        sqlite3_bind_int64(st, 11, r->updated_at_ms);
-        sqlite3_bind_int64(st, 12, r->id);
+        if (r->snapshot_id) sqlite3_bind_text(st, 3, r->snapshot_id, -1, SQLITE_STATIC);
+        else sqlite3_bind_null(st, 3);
+        sqlite3_bind_int64(st, 4, r->object_bytes);
+        sqlite3_bind_int64(st, 5, r->cold_documents);
+        sqlite3_bind_int64(st, 6, r->cold_since_ms);
+        sqlite3_bind_int64(st, 7, r->updated_at_ms);
+        sqlite3_bind_int64(st, 8, r->id);
         if (sqlite3_step(st) != SQLITE_DONE) {
             rc = sql_err(c, err, "update");
             goto rollback;
@@ -294,6 +378,7 @@ int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_erro
     }
     sqlite3_finalize(st);
     st = NULL;
+    if ((rc = write_access(c, rows, n, err)) != 0) goto rollback;
     rc = exec(c, "COMMIT", err);
     if (rc == 0) goto done;
 rollback:

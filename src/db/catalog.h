@@ -72,6 +72,10 @@ int catalog_delete(catalog *c, int64_t id, tdb_error *err);
  * transaction: the batched write of access tracking and each move's
  * commit point. */
 int catalog_update_state(catalog *c, const catalog_row *rows, size_t n, tdb_error *err);
+/* Writes only the access fields of rows (id, last_accessed_at,
+ * access_count, access_window_start, window_count) in one transaction:
+ * the batched write of access tracking. */
+int catalog_update_access(catalog *c, const catalog_row *rows, size_t n, tdb_error *err);
 /* Every row, in name order. */
 int catalog_list(catalog *c, catalog_row **rows, size_t *n, tdb_error *err);
 void catalog_rows_free(catalog_row *rows, size_t n);

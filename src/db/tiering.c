@@ -139,7 +139,9 @@ done:
     return rc;
 }
 
-/* warm -> hot: open the storage (segments mapped, memtable ready). */
+/* warm -> hot: open the storage (segments mapped, memtable ready) and
+ * start reading its segment files into memory (st_preload: readahead in
+ * the kernel, the move does not wait for it). */
 static int move_warm_to_hot(tdb_db *db, db_coll *c, tdb_error *err) {
     int rc = 0;
     pthread_mutex_lock(&c->move_mu);
@@ -147,6 +149,9 @@ static int move_warm_to_hot(tdb_db *db, db_coll *c, tdb_error *err) {
     pthread_rwlock_rdlock(&c->rw);
     st_collection *st;
     rc = db_coll_storage(db, c, &st, err);
+    if (rc == 0 && st_preload(st, NULL) != 0)
+        log_msg(LOG_WARN, "tiering: collection %lld: some segment files could not be preloaded",
+                (long long)c->id);
     pthread_rwlock_unlock(&c->rw);
     if (rc) goto done;
     set_tier(c, TDB_TIER_HOT);
@@ -601,7 +606,8 @@ static uint64_t hot_memory_total(tdb_db *db, size_t *hot, size_t *warm, size_t *
     return total;
 }
 
-/* Writes every collection's pending access state in one transaction. */
+/* Writes every collection's pending access state in one transaction (the
+ * narrow access table only: tier fields are written by each move). */
 static void persist_access(tdb_db *db, db_coll **all, size_t n) {
     catalog_row *rows = calloc(n ? n : 1, sizeof *rows);
     if (rows == NULL) return;
@@ -610,16 +616,15 @@ static void persist_access(tdb_db *db, db_coll **all, size_t n) {
         pthread_mutex_lock(&all[i]->state_mu);
         if (all[i]->dirty) {
             db_tier_row(all[i], &rows[k]);
-            rows[k].snapshot_id = all[i]->snapshot_id ? strdup(all[i]->snapshot_id) : NULL;
+            rows[k].snapshot_id = NULL; /* not written; not owned */
             all[i]->dirty = false;
             k++;
         }
         pthread_mutex_unlock(&all[i]->state_mu);
     }
     tdb_error err;
-    if (k && catalog_update_state(db->cat, rows, k, &err) != 0)
+    if (k && catalog_update_access(db->cat, rows, k, &err) != 0)
         log_msg(LOG_WARN, "tiering: writing access state: %s", err.message);
-    for (size_t i = 0; i < k; i++) free(rows[i].snapshot_id);
     free(rows);
 }
 

@@ -139,7 +139,9 @@ typedef enum pq_codec { PQ_CODEC_ZSTD = 0, PQ_CODEC_SNAPPY, PQ_CODEC_NONE } pq_c
 
 typedef struct pq_writer_options {
     pq_codec codec;               /* default PQ_CODEC_ZSTD */
-    int zstd_level;               /* default 3 */
+    int zstd_level;               /* default 1: float32 vectors, most of a file, compress
+                                     little at any level, so higher levels cost CPU (the
+                                     cold copy's write time) for a few % of size */
     uint64_t row_group_max_rows;  /* default 65536 */
     uint64_t row_group_max_bytes; /* encoded bytes buffered before a row group is written; default 64 MiB */
     uint32_t page_max_bytes;      /* default 1 MiB (a page holds at least one row) */

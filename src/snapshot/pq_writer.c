@@ -146,7 +146,7 @@ int pq_attr_type_parse(const char *name, pq_attr_type *out) {
 void pq_writer_options_default(pq_writer_options *opts) {
     memset(opts, 0, sizeof *opts);
     opts->codec = PQ_CODEC_ZSTD;
-    opts->zstd_level = 3;
+    opts->zstd_level = 1;
     opts->row_group_max_rows = 65536;
     opts->row_group_max_bytes = (uint64_t)64 << 20;
     opts->page_max_bytes = 1u << 20;

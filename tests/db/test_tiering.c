@@ -18,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "db/catalog.h"
 #include "tierdb.h"
 #include "util/fileio.h"
 
@@ -338,8 +341,105 @@ static void tiering_damaged_segment_copy_falls_back_to_parquet(void **state) {
     free(dir);
 }
 
+/* A version 1 catalog (access fields in the collections row) opens, is
+ * migrated to the narrow access table with its access state carried over,
+ * and later access writes land there; a catalog from a newer build is
+ * refused. */
+static void catalog_version_1_is_migrated_with_its_access_state(void **state) {
+    (void)state;
+    char *dir = make_dir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/catalog.db", dir);
+    sqlite3 *s = NULL;
+    assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(s,
+                     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                     "INSERT INTO meta VALUES('schema_version', '1');"
+                     "CREATE TABLE collections("
+                     " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+                     " config TEXT NOT NULL, dimension INTEGER NOT NULL, metric INTEGER NOT NULL,"
+                     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+                     " tier INTEGER NOT NULL DEFAULT 0, pinned INTEGER NOT NULL DEFAULT 0,"
+                     " last_accessed_at INTEGER NOT NULL DEFAULT 0,"
+                     " access_count INTEGER NOT NULL DEFAULT 0,"
+                     " access_window_start INTEGER NOT NULL DEFAULT 0,"
+                     " window_count INTEGER NOT NULL DEFAULT 0, snapshot_id TEXT,"
+                     " object_bytes INTEGER NOT NULL DEFAULT 0,"
+                     " cold_documents INTEGER NOT NULL DEFAULT 0,"
+                     " cold_since INTEGER NOT NULL DEFAULT 0);"
+                     "INSERT INTO collections(name, config, dimension, metric, created_at,"
+                     " updated_at, tier, pinned, last_accessed_at, access_count,"
+                     " access_window_start, window_count, snapshot_id, object_bytes)"
+                     " VALUES('a', '{}', 8, 0, 100, 200, 2, 1, 1234, 77, 1000, 5, 'snap-a', 999),"
+                     " ('b', '{}', 4, 1, 300, 400, 1, 0, 5678, 3, 5000, 1, NULL, 0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(s);
+
+    catalog *c = NULL;
+    tdb_error err;
+    if (catalog_open(path, &c, &err) != 0) fail_msg("catalog_open: %s", err.message);
+    catalog_row *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(catalog_list(c, &rows, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].name, "a");
+    assert_int_equal(rows[0].tier, 2);
+    assert_true(rows[0].pinned);
+    assert_int_equal(rows[0].last_accessed_at_ms, 1234);
+    assert_int_equal(rows[0].access_count, 77);
+    assert_int_equal(rows[0].access_window_start_ms, 1000);
+    assert_int_equal(rows[0].window_count, 5);
+    assert_string_equal(rows[0].snapshot_id, "snap-a");
+    assert_int_equal(rows[0].object_bytes, 999);
+    assert_int_equal(rows[1].last_accessed_at_ms, 5678);
+    assert_int_equal(rows[1].access_count, 3);
+    assert_null(rows[1].snapshot_id);
+
+    /* An access write touches only the access fields. */
+    rows[1].last_accessed_at_ms = 9000;
+    rows[1].access_count = 4;
+    rows[1].window_count = 2;
+    rows[1].tier = 0; /* ignored by an access write */
+    assert_int_equal(catalog_update_access(c, &rows[1], 1, &err), 0);
+    catalog_rows_free(rows, n);
+    catalog_close(c);
+
+    if (catalog_open(path, &c, &err) != 0) fail_msg("reopen: %s", err.message);
+    assert_int_equal(catalog_list(c, &rows, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[1].last_accessed_at_ms, 9000);
+    assert_int_equal(rows[1].access_count, 4);
+    assert_int_equal(rows[1].window_count, 2);
+    assert_int_equal(rows[1].tier, 1);
+    assert_int_equal(rows[0].access_count, 77);
+    /* A dropped collection's access row goes with it. */
+    assert_int_equal(catalog_delete(c, rows[1].id, &err), 0);
+    catalog_rows_free(rows, n);
+    catalog_close(c);
+
+    assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(s, "SELECT count(*) FROM access_state", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(s, "UPDATE meta SET value='3' WHERE key='schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(s);
+    assert_int_not_equal(catalog_open(path, &c, &err), 0);
+    assert_null(c);
+
+    fio_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(catalog_version_1_is_migrated_with_its_access_state),
         cmocka_unit_test(tiering_full_cycle_keeps_every_document),
         cmocka_unit_test(tiering_pinned_is_never_demoted_and_manual_moves_check_direction),
         cmocka_unit_test(tiering_moves_survive_an_io_fault_at_every_step),
