@@ -104,6 +104,8 @@ typedef struct tdb_options {
     uint64_t memtable_max_bytes;   /* freeze and flush above this; default 64 MiB */
     uint32_t memtable_max_docs;    /* ... or above this many entries; default 100000 */
     uint32_t compaction_min_segments; /* merge when a collection has this many small segments; default 4 */
+    int64_t compaction_idle_merge_ms; /* merge all segments of a collection idle this long; default 60 s; 0: off */
+    uint64_t query_memory_budget;  /* bytes all running queries may hold; 0: a quarter of RAM, at most 1 GiB */
     uint32_t background_threads;   /* flush/compaction workers; default 2 */
     uint64_t wal_file_max_bytes;   /* rotate WAL files above this; default 64 MiB */
     bool test_clock;               /* time only moves by tdb_clock_advance */

@@ -65,6 +65,8 @@ typedef struct cli_settings {
     uint32_t memtable_max_docs;
     uint64_t memtable_max_bytes;
     uint32_t compaction_min_segments;
+    int64_t compaction_idle_merge_ms; /* 0: off */
+    uint64_t query_memory_budget;     /* 0: a quarter of RAM, at most 1 GiB */
     uint64_t max_body_bytes;
     bool test_clock;
     char *config_path;            /* owned, NULL: no file */

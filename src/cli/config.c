@@ -298,6 +298,19 @@ static int duration(const char *v, int64_t min_ms, int64_t *out, char *why, size
     return 0;
 }
 
+static int p_idle_merge(cli_settings *s, const char *v, char *why, size_t cap) {
+    return duration(v, 0, &s->compaction_idle_merge_ms, why, cap);
+}
+
+static int p_query_budget(cli_settings *s, const char *v, char *why, size_t cap) {
+    if (strcmp(v, "0") == 0) {
+        s->query_memory_budget = 0;
+        return 0;
+    }
+    /* Below 1 MiB not even a small query's answer fits. */
+    return parse_bytes(v, 1u << 20, &s->query_memory_budget, why, cap);
+}
+
 static int p_hot_ttl(cli_settings *s, const char *v, char *why, size_t cap) {
     return duration(v, 1, &s->hot_ttl_ms, why, cap);
 }
@@ -420,6 +433,15 @@ static bool w_compaction_min(const cli_settings *s, char *out, size_t cap) {
     snprintf(out, cap, "%u", s->compaction_min_segments);
     return true;
 }
+static bool w_idle_merge(const cli_settings *s, char *out, size_t cap) {
+    if (s->compaction_idle_merge_ms == 0) snprintf(out, cap, "\"0s\"");
+    else show_duration(s->compaction_idle_merge_ms, out, cap);
+    return true;
+}
+static bool w_query_budget(const cli_settings *s, char *out, size_t cap) {
+    show_size(s->query_memory_budget, out, cap);
+    return true;
+}
 static bool w_max_body(const cli_settings *s, char *out, size_t cap) {
     show_size(s->max_body_bytes, out, cap);
     return true;
@@ -479,6 +501,10 @@ static const setting settings[] = {
      NULL},
     {"TIERDB_COMPACTION_MIN_SEGMENTS", "storage", "compaction_min_segments", NULL, p_compaction_min,
      w_compaction_min, false, NULL},
+    {"TIERDB_COMPACTION_IDLE_MERGE", "storage", "compaction_idle_merge", NULL, p_idle_merge, w_idle_merge, false,
+     NULL},
+    {"TIERDB_QUERY_MEMORY_BUDGET", "server", "query_memory_budget", NULL, p_query_budget, w_query_budget, false,
+     NULL},
     {"TIERDB_MAX_BODY_BYTES", "server", "max_body_bytes", NULL, p_max_body, w_max_body, false, NULL},
     {"TIERDB_S3_ENDPOINT", "s3", "endpoint", NULL, p_s3_endpoint, w_s3_endpoint, false, "AWS"},
     {"TIERDB_S3_PATH_STYLE", "s3", "path_style", NULL, p_s3_path_style, w_s3_path_style, false, NULL},
@@ -509,6 +535,8 @@ void cli_settings_init(cli_settings *s) {
     s->memtable_max_docs = o.memtable_max_docs;
     s->memtable_max_bytes = o.memtable_max_bytes;
     s->compaction_min_segments = o.compaction_min_segments;
+    s->compaction_idle_merge_ms = o.compaction_idle_merge_ms;
+    s->query_memory_budget = o.query_memory_budget;
     s->max_body_bytes = 64ull << 20;
     s->hot_ttl_ms = CLI_DEFAULT_HOT_TTL_MS;
     s->warm_ttl_ms = CLI_DEFAULT_WARM_TTL_MS;

@@ -109,6 +109,8 @@ int cli_serve(const cli_settings *s) {
     opts.memtable_max_docs = s->memtable_max_docs;
     opts.memtable_max_bytes = s->memtable_max_bytes;
     opts.compaction_min_segments = s->compaction_min_segments;
+    opts.compaction_idle_merge_ms = s->compaction_idle_merge_ms;
+    opts.query_memory_budget = s->query_memory_budget;
     opts.test_clock = s->test_clock;
     opts.s3_endpoint = s->s3_endpoint;
     opts.s3_path_style = s->s3_path_style;

@@ -33,6 +33,7 @@
 #define DB_DEFAULT_MEMTABLE_MAX_BYTES (64ull << 20)
 #define DB_DEFAULT_MEMTABLE_MAX_DOCS 100000u
 #define DB_DEFAULT_COMPACTION_MIN_SEGMENTS 4u
+#define DB_DEFAULT_COMPACTION_IDLE_MERGE_MS 60000 /* docs/storage.md "Idle merge" */
 #define DB_DEFAULT_BACKGROUND_THREADS 2u
 #define DB_DEFAULT_WAL_FILE_MAX_BYTES (64ull << 20)
 #define DB_DEFAULT_FSYNC_INTERVAL_MS 100u
@@ -47,6 +48,7 @@ void tdb_options_default(tdb_options *o) {
     o->memtable_max_bytes = DB_DEFAULT_MEMTABLE_MAX_BYTES;
     o->memtable_max_docs = DB_DEFAULT_MEMTABLE_MAX_DOCS;
     o->compaction_min_segments = DB_DEFAULT_COMPACTION_MIN_SEGMENTS;
+    o->compaction_idle_merge_ms = DB_DEFAULT_COMPACTION_IDLE_MERGE_MS;
     o->background_threads = DB_DEFAULT_BACKGROUND_THREADS;
     o->wal_file_max_bytes = DB_DEFAULT_WAL_FILE_MAX_BYTES;
     o->test_clock = false;
@@ -196,6 +198,8 @@ int db_storage_options(tdb_db *db, const db_coll *c, st_options *so, st_text_fie
         .memtable_max_bytes = db->opts.memtable_max_bytes,
         .memtable_max_docs = db->opts.memtable_max_docs,
         .compaction_min_segments = db->opts.compaction_min_segments,
+        .compaction_idle_merge_ms = db->opts.compaction_idle_merge_ms > 0
+                                        ? (uint64_t)db->opts.compaction_idle_merge_ms : 0,
         .background = db->background,
     };
     /* Index configuration from the schema: full-text fields in declaration
@@ -394,6 +398,9 @@ int tdb_open(const tdb_options *opts, tdb_db **out, tdb_error *err) {
     db->lock_fd = -1;
     pthread_mutex_init(&db->mu, NULL);
     db->opts = *opts;
+    /* The query memory budget is process-wide (docs/reliability.md); the
+     * last tdb_open sets it. */
+    db_query_memory_set(opts->query_memory_budget, 0);
     int rc = 0;
     catalog_row *rows = NULL;
     size_t nrows = 0;

@@ -172,6 +172,8 @@ EVERY_KEY = {
     ("storage", "memtable_max_docs"): ("5_000", 5000),
     ("storage", "memtable_max_bytes"): ('"16384K"', "16M"),
     ("storage", "compaction_min_segments"): ("6", 6),
+    ("storage", "compaction_idle_merge"): ('"90s"', "90s"),
+    ("server", "query_memory_budget"): ('"512M"', "512M"),
     ("log", "level"): ('"debug"', "debug"),
     ("tiering", "hot_memory_budget"): ('"1G"', "1G"),
     ("tiering", "hot_ttl"): ('"120m"', "2h"),
@@ -197,6 +199,8 @@ EVERY_ENV = {
     "TIERDB_MEMTABLE_MAX_DOCS": ("777", ("storage", "memtable_max_docs"), 777),
     "TIERDB_MEMTABLE_MAX_BYTES": ("1025", ("storage", "memtable_max_bytes"), 1025),
     "TIERDB_COMPACTION_MIN_SEGMENTS": ("3", ("storage", "compaction_min_segments"), 3),
+    "TIERDB_COMPACTION_IDLE_MERGE": ("0", ("storage", "compaction_idle_merge"), "0s"),
+    "TIERDB_QUERY_MEMORY_BUDGET": ("2G", ("server", "query_memory_budget"), "2G"),
     "TIERDB_LOG_LEVEL": ("error", ("log", "level"), "error"),
     "TIERDB_HOT_MEMORY_BUDGET": ("512M", ("tiering", "hot_memory_budget"), "512M"),
     "TIERDB_HOT_TTL": ("5h", ("tiering", "hot_ttl"), "5h"),
@@ -279,6 +283,7 @@ def test_print_config_round_trip(ctx):
                      ("storage", "fsync"): "always", ("storage", "fsync_interval"): "100ms",
                      ("storage", "memtable_max_docs"): 100000, ("storage", "memtable_max_bytes"): "64M",
                      ("storage", "compaction_min_segments"): 4, ("log", "level"): "info",
+                     ("storage", "compaction_idle_merge"): "1m", ("server", "query_memory_budget"): 0,
                      ("tiering", "hot_ttl"): "6h", ("tiering", "warm_ttl"): "7d", ("tiering", "access_window"): "1h",
                      ("tiering", "worker_interval"): "5m", ("tiering", "promotion_threshold"): 10,
                      ("tiering", "max_migrations_per_cycle"): 16, ("tiering", "hot_memory_budget"): 0,
@@ -286,6 +291,31 @@ def test_print_config_round_trip(ctx):
     for (sec, key), want in want_defaults.items():
         ctx.check((defaults or {}).get(sec, {}).get(key) == want, "default of %s.%s is as documented" % (sec, key),
                   (defaults or {}).get(sec, {}).get(key), want)
+
+
+def test_print_config_long_values(ctx):
+    """String values far past 1,190 bytes (with bytes that need escaping) print whole and read back the same."""
+    for n in (1189, 1191, 1300, 4000, 20000):
+        # a path stays under PATH_MAX; the other strings grow to n bytes
+        data_dir = os.path.join(ctx.tmp, "q\"b\\t\tx-") + "d" * max(0, min(n, 3000) - len(ctx.tmp) - 8)
+        endpoint = "http://127.0.0.1:9000/" + ("e" * n)
+        body = '[storage]\ndata = %s\nobject_store = "file://%s"\n[s3]\nendpoint = "%s"\n' % (
+            json.dumps(data_dir), "/o" * (n // 2), endpoint)
+        path = write(ctx, "long-%d.toml" % n, body)
+        r, parsed = print_config(ctx, ["--config", path])
+        parsed = parsed or {}
+        ctx.check(r.returncode == 0, "--print-config with %d-byte values exits 0" % n, [r.returncode, r.stderr[:200]])
+        ctx.check(parsed.get("storage", {}).get("data") == data_dir, "a %d-byte data path prints whole" % len(data_dir),
+                  len(parsed.get("storage", {}).get("data", "")))
+        ctx.check(parsed.get("storage", {}).get("object_store") == "file://" + "/o" * (n // 2),
+                  "a long object_store prints whole")
+        ctx.check(parsed.get("s3", {}).get("endpoint") == endpoint, "a %d-byte endpoint prints whole" % len(endpoint),
+                  len(parsed.get("s3", {}).get("endpoint", "")))
+        again = write(ctx, "long-again-%d.toml" % n, r.stdout)
+        r2, _ = print_config(ctx, ["--config", again])
+        ctx.check(r2.returncode == 0 and settings_lines(r2.stdout) == settings_lines(r.stdout),
+                  "long values read back as the same settings (%d)" % n, [r2.returncode, r2.stderr[:200]])
+        ctx.check(not os.path.exists(data_dir), "--print-config does not create the long data directory")
 
 
 def test_env_overrides(ctx):
@@ -416,5 +446,5 @@ def test_client_commands(ctx):
 
 if __name__ == "__main__":
     T.main([test_help_and_version, test_usage_errors, test_bad_env_values, test_config_file, test_listen_forms,
-            test_print_config_round_trip, test_env_overrides, test_bad_config_files, test_client_commands],
+            test_print_config_round_trip, test_print_config_long_values, test_env_overrides, test_bad_config_files, test_client_commands],
            description=__doc__)
