@@ -2,7 +2,8 @@
 """Soak with kills: a mixed load on several collections, SIGKILL at random moments, an exact oracle.
 
 Each cycle starts `tierdb serve --test-clock` on the same data directory (memtable of 64 documents,
-compaction at 2 segments, so flushes and compactions never stop), runs for a random (seeded) time
+compaction at 2 segments, so flushes and compactions never stop; flushes of 16 rows or more leave
+their graph to the background index job, so kills land inside it too), runs for a random (seeded) time
 and is killed with SIGKILL. Meanwhile:
   - writer threads upsert, delete one id, delete by ids, get, query and list; each thread owns its
     ids, so its oracle is exact: a get of an id whose state is settled must answer exactly that
@@ -451,7 +452,11 @@ def soak(binary, tmp, seconds, seed=1, threads=3, kill_min=1.5, kill_max=6.0, lo
     timeline: an open file that gets one line per sample (seconds since start, cycle, RSS KiB,
     open files), to follow one long-lived server over time."""
     rnd = random.Random(seed)
-    env = {"TIERDB_MEMTABLE_MAX_DOCS": "64", "TIERDB_COMPACTION_MIN_SEGMENTS": "2"}
+    # Flushes of 16 rows or more go through the background index job (a
+    # graph-less segment first, rewritten with its graph later), so kills
+    # land inside it too.
+    env = {"TIERDB_MEMTABLE_MAX_DOCS": "64", "TIERDB_COMPACTION_MIN_SEGMENTS": "2",
+           "TDB_INDEX_INLINE_ROWS": "16"}
     server = T.Server(binary, tmp, name="soak", env=env, args=["--test-clock"])
     oracle, stats, losses, snaps = Oracle(), Stats(), [], {}
     samples = []   # per cycle: dict

@@ -24,6 +24,7 @@
  * built twice from the same rows on one thread gets the same graph.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,8 +152,26 @@ void st_vec_seg_close(st_seg *s) {
 
 uint32_t st_test_index_inline_rows;
 
+/* TDB_INDEX_INLINE_ROWS=N (testing: the soak sets it so that its small
+ * flushes go through the index job) replaces ST_INDEX_INLINE_MAX_ROWS;
+ * read once. */
+static uint32_t env_inline_rows(void) {
+    static _Atomic uint32_t cached = UINT32_MAX;
+    uint32_t v = atomic_load(&cached);
+    if (v == UINT32_MAX) {
+        const char *env = getenv("TDB_INDEX_INLINE_ROWS");
+        char *end = NULL;
+        unsigned long n = env ? strtoul(env, &end, 10) : 0;
+        v = env && *env && end && *end == '\0' && n >= 1 && n < UINT32_MAX ? (uint32_t)n : 0;
+        atomic_store(&cached, v);
+    }
+    return v;
+}
+
 uint32_t st_index_inline_rows(void) {
-    return st_test_index_inline_rows ? st_test_index_inline_rows : ST_INDEX_INLINE_MAX_ROWS;
+    if (st_test_index_inline_rows) return st_test_index_inline_rows;
+    uint32_t env = env_inline_rows();
+    return env ? env : ST_INDEX_INLINE_MAX_ROWS;
 }
 
 bool st_seg_needs_graph(const st_collection *c, const st_seg *s) {
