@@ -426,6 +426,17 @@ static void *retry_timer_main(void *arg) {
     return NULL;
 }
 
+int st_thread_start_detached(void *(*fn)(void *), void *arg) {
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0) return rc;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
 void st_retry_timer_start(st_collection *c) {
     pthread_mutex_lock(&c->write_mu);
     /* During recovery (no WAL yet) st_open starts it at the end. */
@@ -437,14 +448,7 @@ void st_retry_timer_start(st_collection *c) {
     c->retry_timer = true;
     c->jobs_pending++;
     pthread_mutex_unlock(&c->write_mu);
-    pthread_attr_t attr;
-    pthread_t t;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&t, &attr, retry_timer_main, c);
-        pthread_attr_destroy(&attr);
-    }
+    int rc = st_thread_start_detached(retry_timer_main, c);
     if (rc != 0) {
         /* Writers still retry (st_schedule_flush once the backoff ran out). */
         log_msg(LOG_WARN, "collection %s: cannot start the flush retry timer: %s", c->dir,

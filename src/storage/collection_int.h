@@ -353,6 +353,8 @@ void st_schedule_flush(st_collection *c);
 /* Whether the next retry of a failed flush may run now: its backoff ran
  * out. Caller holds write_mu. (Always true when no flush failed.) */
 bool st_flush_retry_due_locked(const st_collection *c);
+/* Starts fn(arg) on a detached thread (the timers); 0 or pthread's error. */
+int st_thread_start_detached(void *(*fn)(void *), void *arg);
 /* Starts the retry timer when a retryable failure needs one (no-op
  * during recovery, while closing, or when it runs). */
 void st_retry_timer_start(st_collection *c);

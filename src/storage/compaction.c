@@ -518,14 +518,7 @@ static void arm_idle_merge(st_collection *c) {
     c->idle_timer = true;
     c->jobs_pending++;
     pthread_mutex_unlock(&c->write_mu);
-    pthread_attr_t attr;
-    pthread_t t;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&t, &attr, idle_timer_main, c);
-        pthread_attr_destroy(&attr);
-    }
+    int rc = st_thread_start_detached(idle_timer_main, c);
     if (rc != 0) {
         log_msg(LOG_WARN, "collection %s: cannot start the idle-merge timer: %s", c->dir,
                 strerror(rc));
